@@ -1,0 +1,335 @@
+"""The `flowfactory` command line. Errors in user input print as `path:line:col: error: ...`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, cast
+
+import typer
+
+from flowfactory.errors import ConfigError, FlowfactoryError, Problem
+from flowfactory.loader import Project, load_pipeline, load_project
+from flowfactory.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from flowfactory.demo import DemoReport
+    from flowfactory.stack import LocalStack
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="flowfactory",
+    help="Config-driven data pipelines on Prefect: one YAML file per pipeline in deployments/.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class OutputFormat(StrEnum):
+    """How a verb reports its results."""
+
+    text = "text"
+    json = "json"
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _report_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn flowfactory's own errors into messages and exit code 1, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                _err(problem.format())
+            _err(f"{len(exc.problems)} problem(s) found")
+            raise typer.Exit(1) from None
+        except FlowfactoryError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _project(settings: Settings) -> Project:
+    return load_project(settings.deployments_dir, settings)
+
+
+def _require_api(settings: Settings) -> str:
+    """The Prefect API to use: PREFECT_API_URL, else the local stack's if it is up."""
+    from flowfactory.stack import api_is_healthy  # noqa: PLC0415
+
+    url = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url
+    if not api_is_healthy(url):
+        raise FlowfactoryError(
+            f"no Prefect API answers at {url}; start the local stack with `make up` "
+            "(or `flowfactory up`), or set PREFECT_API_URL"
+        )
+    os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+@_report_errors
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Pipeline files or folders (default: deployments/)."),
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Check every pipeline file and the dataset graph; print one positioned error per problem."""
+    settings = get_settings()
+    targets = paths or [settings.deployments_dir]
+    problems: list[Problem] = []
+    names: list[str] = []
+    for target in targets:
+        try:
+            if target.is_dir():
+                names.extend(_project_at(target, settings).names)
+            else:
+                names.append(_pipeline_at(target, settings))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if output is OutputFormat.json:
+        typer.echo(
+            json.dumps(
+                {"ok": not problems, "pipelines": names, "problems": [asdict(p) for p in problems]},
+                indent=2,
+            )
+        )
+        raise typer.Exit(1 if problems else 0)
+    if problems:
+        raise ConfigError(problems)
+    typer.echo(f"{len(names)} pipeline(s) valid: {', '.join(names)}")
+
+
+def _project_at(folder: Path, settings: Settings) -> Project:
+    return load_project(folder, settings)
+
+
+def _pipeline_at(path: Path, settings: Settings) -> str:
+    from flowfactory._yaml import load_yaml  # noqa: PLC0415
+    from flowfactory.loader import DEFAULTS_FILE  # noqa: PLC0415
+
+    if not path.exists():
+        raise ConfigError([Problem.at_file(path, "no such file")])
+    defaults_path = path.parent / DEFAULTS_FILE
+    defaults = load_yaml(defaults_path) if defaults_path.exists() else None
+    return load_pipeline(path, settings, defaults).name
+
+
+@app.command()
+@_report_errors
+def render(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare; exit 1 when prefect.yaml is stale.")
+    ] = False,
+) -> None:
+    """Write prefect.yaml from the pipeline files."""
+    from flowfactory.deploy import render_prefect_yaml  # noqa: PLC0415
+
+    settings = get_settings()
+    text = render_prefect_yaml(_project(settings))
+    target = settings.project_dir / "prefect.yaml"
+    current = target.read_text() if target.exists() else None
+    if check:
+        if current != text:
+            _err(f"{target.name} is stale: run `flowfactory render` and commit it")
+            raise typer.Exit(1)
+        typer.echo(f"{target.name} is up to date")
+        return
+    if current == text:
+        typer.echo(f"{target.name} unchanged")
+        return
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    typer.echo(f"wrote {target.name}")
+
+
+@app.command()
+@_report_errors
+def deploy(
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete deployments whose pipeline file is gone.")
+    ] = False,
+) -> None:
+    """Register every pipeline as a Prefect deployment on the API in PREFECT_API_URL."""
+    from flowfactory.deploy import deploy_project  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    url = _require_api(settings)
+    report = asyncio.run(deploy_project(project, settings, prune=prune))
+    for pool in report.work_pools_created:
+        typer.echo(f"created work pool {pool}")
+    typer.echo(
+        f"deployed {len(report.deployed)} pipeline(s) to {url}: {', '.join(report.deployed)}"
+    )
+    for name in report.pruned:
+        typer.echo(f"pruned deployment {name} (its file is gone)")
+
+
+@app.command()
+@_report_errors
+def run(
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    partition: Annotated[
+        str | None, typer.Option(help="One partition, e.g. year=2013/month=1.")
+    ] = None,
+) -> None:
+    """Run one pipeline now, in this process, tracked by the Prefect API."""
+    settings = get_settings()
+    _require_api(settings)
+    from flowfactory.datasets import Partition  # noqa: PLC0415
+    from flowfactory.engine import find_pipeline  # noqa: PLC0415
+
+    if partition is not None:
+        try:
+            Partition.parse(partition)
+        except ValueError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from None
+    from prefect.client.schemas.objects import State  # noqa: PLC0415
+    from prefect.flows import Flow, load_flow_from_entrypoint  # noqa: PLC0415
+
+    from flowfactory.deploy import FLOW_ENTRYPOINT  # noqa: PLC0415
+
+    find_pipeline(name, settings)  # config errors surface here, positioned
+    pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(
+        str(settings.project_dir / FLOW_ENTRYPOINT)
+    )
+    # Flow.__call__'s overloads do not cover return_state=True.
+    state = cast("State[Any]", pipeline_flow(name, partition, return_state=True))
+    if not state.is_completed():
+        _err(f"error: run of {name} ended {state.name}: {state.message or ''}".rstrip(": "))
+        raise typer.Exit(1)
+    typer.echo(f"{name}: {state.name}")
+
+
+@app.command("schema-json")
+def schema_json(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a pipeline file (for editor autocompletion)."""
+    from flowfactory.config import PipelineConfig  # noqa: PLC0415
+
+    text = json.dumps(PipelineConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+def _announce_month(month: int) -> None:
+    typer.echo(f"landed 2013-{month:02d}; running the pipelines for it")
+
+
+def _months(value: str) -> list[int]:
+    if "-" in value:
+        first, last = (int(v) for v in value.split("-", 1))
+        months = list(range(first, last + 1))
+    else:
+        months = list(range(1, int(value) + 1))
+    if not months or not all(1 <= m <= 12 for m in months):
+        raise typer.BadParameter("months are 1..12: give N or FIRST-LAST")
+    return months
+
+
+def _start_stack(stack: LocalStack, project: Project) -> None:
+    """Server, deployments and one worker per work pool; the client points at the stack."""
+    from flowfactory.deploy import deploy_project  # noqa: PLC0415
+
+    settings = stack.settings
+    typer.echo(f"starting the Prefect server on {settings.ui_url} (state in {settings.state_path})")
+    stack.start_server()
+    os.environ.update(stack.env())
+    report = asyncio.run(deploy_project(project, settings, prune=True))
+    typer.echo(f"deployed {len(report.deployed)} pipeline(s): {', '.join(report.deployed)}")
+    for pool in sorted({p.config.work_pool for p in project.pipelines}):
+        stack.start_worker(pool)
+
+
+def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:
+    from flowfactory.demo import run_scenario  # noqa: PLC0415
+
+    result = asyncio.run(run_scenario(project, settings, months, on_month=_announce_month))
+    typer.echo(result.text())
+    return result
+
+
+@app.command()
+@_report_errors
+def up(
+    months: Annotated[
+        str, typer.Option(help="Months of 2013 to replay: N (1..N) or FIRST-LAST.")
+    ] = "12",
+    replay: Annotated[bool, typer.Option(help="Replay the demo data after deploying.")] = True,
+) -> None:
+    """Start the local stack (Prefect server, deployments, workers, demo replay) until Ctrl-C."""
+    from flowfactory.stack import LocalStack  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    replay_months = _months(months)
+    with LocalStack(settings) as stack:
+        try:
+            _start_stack(stack, project)
+            typer.echo(f"Prefect UI: {settings.ui_url}  (Ctrl-C stops everything)")
+            if replay:
+                _replay(project, settings, replay_months)
+            typer.echo(f"serving; the UI is at {settings.ui_url} (Ctrl-C stops everything)")
+            while True:
+                stack.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            typer.echo("stopping ...")
+    typer.echo("stopped")
+
+
+@app.command()
+@_report_errors
+def demo(
+    months: Annotated[
+        str, typer.Option(help="Months of 2013 to replay: N (1..N) or FIRST-LAST.")
+    ] = "2",
+) -> None:
+    """Run the demo scenario once on the local stack, print a summary, and exit."""
+    from flowfactory.stack import LocalStack  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    replay_months = _months(months)
+    with LocalStack(settings) as stack:
+        _start_stack(stack, project)
+        result = _replay(project, settings, replay_months)
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.echo("demo scenario held: every pipeline produced its output")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,403 @@
+"""Pydantic models of a pipeline file. Validated once at load time, typed from then on."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "CsvOptions",
+    "DatasetSource",
+    "Destination",
+    "FileSource",
+    "PipelineConfig",
+    "PythonTransform",
+    "Retries",
+    "Schedule",
+    "Source",
+    "SqlTransform",
+    "Transform",
+    "parse_duration",
+]
+
+_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> object:
+    """Accept ``90``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` (or a timedelta) as a duration."""
+    not_a_duration = f"{value!r} is not a duration such as 30s, 15m, 2h or 1d"
+    if isinstance(value, bool):
+        raise ValueError(not_a_duration)  # a TypeError would escape pydantic
+    if isinstance(value, int | float):
+        seconds: float = value
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text or _DURATION_RE.sub("", text) != "":
+            raise ValueError(not_a_duration)
+        seconds = sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_RE.findall(text))
+    else:
+        return value
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise ValueError(not_a_duration)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: seconds, or text such as 30s, 15m, 2h, 1d.",
+        }
+    ),
+]
+
+NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,62}$"
+Name = Annotated[
+    str,
+    StringConstraints(pattern=NAME_PATTERN),
+    Field(
+        description="Lowercase letters, digits and _ (a letter first): safe as a folder name "
+        "under the data root."
+    ),
+]
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+class CsvOptions(_Model):
+    """How CSV files are read."""
+
+    separator: str = Field(default=",", min_length=1, max_length=1)
+    has_header: bool = True
+    null_values: list[str] = Field(default_factory=list, description="Strings read as null.")
+    infer_schema_length: int | None = Field(default=10_000, ge=0)
+
+
+_SUFFIX_FORMATS: Final = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+
+
+class FileSource(_Model):
+    """Files under the data root (a relative path or glob) or at any fsspec URL."""
+
+    path: str = Field(min_length=1, description="Relative to the data root, or an fsspec URL.")
+    format: Literal["csv", "parquet", "ndjson"] | None = Field(
+        default=None, description="Inferred from the file suffix when left out."
+    )
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+
+    @field_validator("path")
+    @classmethod
+    def _path_stays_under_root(cls, path: str) -> str:
+        if "://" in path:
+            return path
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or path.startswith("~"):
+            raise ValueError(
+                f"{path!r} is absolute; local paths are relative to the data root "
+                "(use a file:// URL to read elsewhere)"
+            )
+        if ".." in pure.parts:
+            raise ValueError(f"{path!r} escapes the data root")
+        return path
+
+    @model_validator(mode="after")
+    def _format_known(self) -> FileSource:
+        if self.format is None and self.inferred_format is None:
+            raise ValueError(
+                f"cannot tell the format of {self.path!r} from its suffix; "
+                "set format: csv | parquet | ndjson"
+            )
+        return self
+
+    @property
+    def inferred_format(self) -> Literal["csv", "parquet", "ndjson"] | None:
+        """The declared format, else the one its suffix names."""
+        if self.format is not None:
+            return self.format
+        suffix = PurePosixPath(self.path.split("?")[0]).suffix.lower()
+        return _SUFFIX_FORMATS.get(suffix)  # type: ignore[return-value]
+
+    @property
+    def is_url(self) -> bool:
+        """True for an fsspec URL, False for a path under the data root."""
+        return "://" in self.path
+
+
+class DatasetSource(_Model):
+    """A dataset produced by another pipeline, or declared external."""
+
+    dataset: Name
+    external: bool = Field(
+        default=False,
+        description="The dataset lands from outside flowfactory; no pipeline produces it.",
+    )
+
+
+def _source_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [kind for kind in ("dataset", "path") if kind in value]
+        return kinds[0] if len(kinds) == 1 else None
+    if isinstance(value, BaseModel):
+        return "dataset" if isinstance(value, DatasetSource) else "path"
+    return None
+
+
+Source = Annotated[
+    Annotated[DatasetSource, Tag("dataset")] | Annotated[FileSource, Tag("path")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="a source needs exactly one of `dataset:` or `path:`",
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Transform
+
+
+class SqlTransform(_Model):
+    """polars SQL over the sources; each source is a table under its name."""
+
+    sql: str = Field(min_length=1)
+
+
+_CALLABLE_RE: Final = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+
+
+class PythonTransform(_Model):
+    """A function ``module:function`` taking LazyFrames (by source name) and returning one."""
+
+    python: str = Field(description="module.path:function, under an allowed module root.")
+
+    @field_validator("python")
+    @classmethod
+    def _allowed_root(cls, target: str, info: ValidationInfo) -> str:
+        if not _CALLABLE_RE.match(target):
+            raise ValueError(f"{target!r} is not of the form module.path:function")
+        allowed: list[str] = (info.context or {}).get("allowed_modules", ["transforms"])
+        module = target.split(":", 1)[0]
+        if not any(module == root or module.startswith(root + ".") for root in allowed):
+            roots = ", ".join(allowed) or "(none)"
+            raise ValueError(
+                f"module {module!r} is outside the allowed module roots ({roots}); "
+                "add its root to [tool.flowfactory] allowed_modules in pyproject.toml"
+            )
+        return target
+
+    @property
+    def module(self) -> str:
+        """The module part of the target."""
+        return self.python.split(":", 1)[0]
+
+    @property
+    def function(self) -> str:
+        """The function part of the target."""
+        return self.python.split(":", 1)[1]
+
+
+def _transform_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [kind for kind in ("sql", "python") if kind in value]
+        return kinds[0] if len(kinds) == 1 else None
+    if isinstance(value, BaseModel):
+        return "sql" if isinstance(value, SqlTransform) else "python"
+    return None
+
+
+Transform = Annotated[
+    Annotated[SqlTransform, Tag("sql")] | Annotated[PythonTransform, Tag("python")],
+    Discriminator(
+        _transform_kind,
+        custom_error_type="transform_kind",
+        custom_error_message="a transform needs exactly one of `sql:` or `python:`",
+    ),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Destination, schedule, retries
+
+
+class Destination(_Model):
+    """A dataset of partitioned Parquet under the data root."""
+
+    dataset: Name
+    format: Literal["parquet"] = "parquet"
+    partition_by: list[ColumnName] = Field(
+        default_factory=list, description="Columns whose values name each partition folder."
+    )
+    key: list[ColumnName] = Field(
+        default_factory=list, description="Columns that identify a row; output is sorted by them."
+    )
+
+    @field_validator("partition_by", "key")
+    @classmethod
+    def _no_repeats(cls, columns: list[str]) -> list[str]:
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"column listed twice: {', '.join(repeated)}")
+        return columns
+
+
+class Schedule(_Model):
+    """A cron expression or an interval, in a time zone."""
+
+    cron: str | None = None
+    interval: Duration | None = None
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str | None) -> str | None:
+        # Prefect rejects croniter's random (R) and hashed (H) extensions; so do we.
+        if cron is not None and (
+            not croniter.is_valid(cron) or re.search(r"\b[RH]\b", cron) is not None
+        ):
+            raise ValueError(f"{cron!r} is not a valid cron expression")
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, timezone: str) -> str:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {timezone!r}") from None
+        return timezone
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, interval: timedelta | None) -> timedelta | None:
+        if interval is not None and interval.total_seconds() <= 0:
+            raise ValueError("interval must be positive")
+        return interval
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("a schedule needs exactly one of `cron:` or `interval:`")
+        return self
+
+
+class Retries(_Model):
+    """Task retries for extract and load steps."""
+
+    attempts: int = Field(default=0, ge=0, le=20)
+    delay: Duration = Field(default=timedelta(seconds=10))
+    backoff: Literal["constant", "exponential"] = "constant"
+    jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @field_validator("delay")
+    @classmethod
+    def _not_negative(cls, delay: timedelta) -> timedelta:
+        if delay.total_seconds() < 0:
+            raise ValueError("delay must not be negative")
+        return delay
+
+    def delays_seconds(self) -> list[float]:
+        """The wait before each retry, in seconds."""
+        base = self.delay.total_seconds()
+        if self.backoff == "constant":
+            return [base] * self.attempts
+        return [base * 2**i for i in range(self.attempts)]
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline file
+
+SINGLE_SOURCE_NAME: Final = "source"
+
+
+class PipelineConfig(_Model):
+    """One pipeline: where its data comes from, what is done to it, where it goes, and when."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"title": "flowfactory pipeline file"},
+    )
+
+    name: Name = Field(description="Unique; the Prefect deployment name.")
+    description: str = ""
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    source: Source | None = Field(
+        default=None, description=f"A single input, a table named `{SINGLE_SOURCE_NAME}`."
+    )
+    sources: dict[Name, Source] | None = Field(
+        default=None, description="Named inputs; each is a table under its name."
+    )
+    transform: Transform | None = Field(
+        default=None, description="Left out: the single source is written as it is."
+    )
+    destination: Destination
+    schedule: Schedule | None = None
+    retries: Retries = Field(default_factory=Retries)
+    work_pool: str = Field(
+        default="flowfactory", min_length=1, description="Prefect work pool for the runs."
+    )
+
+    @model_validator(mode="after")
+    def _inputs(self) -> PipelineConfig:
+        if (self.source is None) == (self.sources is None):
+            raise ValueError("a pipeline needs exactly one of `source:` or `sources:`")
+        if self.sources is not None and not self.sources:
+            raise ValueError("`sources:` is empty")
+        if self.transform is None and len(self.inputs) != 1:
+            raise ValueError("a pipeline with several sources needs a `transform:`")
+        return self
+
+    @property
+    def inputs(self) -> dict[str, DatasetSource | FileSource]:
+        """Every source under its table name."""
+        if self.source is not None:
+            return {SINGLE_SOURCE_NAME: self.source}
+        return dict(self.sources or {})
+
+    @property
+    def input_datasets(self) -> list[DatasetSource]:
+        """The dataset sources, in file order."""
+        return [s for s in self.inputs.values() if isinstance(s, DatasetSource)]

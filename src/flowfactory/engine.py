@@ -1,0 +1,159 @@
+"""What a pipeline run does, free of Prefect: find the config, read, transform, write."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from flowfactory.config import DatasetSource, FileSource, PythonTransform, SqlTransform
+from flowfactory.datasets import DataRoot, Partition, WrittenPartition
+from flowfactory.errors import ConfigError, PipelineRunError
+from flowfactory.loader import DEFAULTS_FILE, PipelineFile, load_pipeline, pipeline_paths
+from flowfactory.settings import Settings
+
+__all__ = [
+    "RunSummary",
+    "TransformFn",
+    "apply_transform",
+    "find_pipeline",
+    "read_source",
+    "resolve_transform",
+]
+
+TransformFn = Callable[..., pl.LazyFrame | pl.DataFrame]
+
+
+def find_pipeline(name: str, settings: Settings) -> PipelineFile:
+    """Load the pipeline called ``name`` from the deployments folder (only its own file)."""
+    from flowfactory._yaml import load_yaml  # noqa: PLC0415 - kept next to its one use
+
+    folder = settings.deployments_dir
+    defaults_path = folder / DEFAULTS_FILE
+    defaults = load_yaml(defaults_path) if defaults_path.exists() else None
+    conventional = folder / f"{name}.yaml"
+    candidates = [conventional] if conventional.exists() else []
+    candidates += [p for p in pipeline_paths(folder) if p != conventional]
+    for path in candidates:
+        try:
+            pipeline = load_pipeline(path, settings, defaults)
+        except ConfigError:
+            if path == conventional:
+                raise
+            continue
+        if pipeline.name == name:
+            return pipeline
+    raise PipelineRunError(f"no pipeline named {name!r} in {folder}")
+
+
+def resolve_transform(pipeline: PipelineFile, settings: Settings) -> TransformFn | None:
+    """Import a Python transform; a missing module or function is a config error."""
+    transform = pipeline.config.transform
+    if not isinstance(transform, PythonTransform):
+        return None
+    loc = ("transform", "python")
+    # Transforms live in the project (transforms/ by default), which is not an installed package.
+    project = str(settings.project_dir)
+    if project not in sys.path:
+        sys.path.insert(0, project)
+    try:
+        module = importlib.import_module(transform.module)
+    except ImportError as exc:
+        raise ConfigError(
+            [pipeline.problem(loc, f"cannot import module {transform.module!r}: {exc}")]
+        ) from exc
+    function = getattr(module, transform.function, None)
+    if not callable(function):
+        raise ConfigError(
+            [
+                pipeline.problem(
+                    loc, f"module {transform.module!r} has no function {transform.function!r}"
+                )
+            ]
+        )
+    return function  # type: ignore[no-any-return]
+
+
+def read_source(
+    source: DatasetSource | FileSource, root: DataRoot, partition: Partition | None
+) -> pl.LazyFrame:
+    """A source as a LazyFrame, narrowed to ``partition`` when its columns allow."""
+    if isinstance(source, DatasetSource):
+        return root.read_dataset(source.dataset, partition)
+    return root.read_files(source, partition)
+
+
+def apply_transform(
+    pipeline: PipelineFile, frames: Mapping[str, pl.LazyFrame], function: TransformFn | None
+) -> pl.LazyFrame:
+    """Run the pipeline's transform over its sources (each a table under its name)."""
+    transform = pipeline.config.transform
+    if transform is None:
+        (only,) = frames.values()
+        return only
+    if isinstance(transform, SqlTransform):
+        context = pl.SQLContext(frames=dict(frames), eager=False)
+        try:
+            return context.execute(transform.sql)
+        except pl.exceptions.PolarsError as exc:
+            raise PipelineRunError(f"pipeline {pipeline.name!r}: SQL failed: {exc}") from exc
+    if function is None:  # pragma: no cover - resolve_transform always gives one for python
+        raise PipelineRunError(f"pipeline {pipeline.name!r}: transform was not resolved")
+    result = function(**frames)
+    if isinstance(result, pl.DataFrame):
+        return result.lazy()
+    if not isinstance(result, pl.LazyFrame):
+        raise PipelineRunError(
+            f"pipeline {pipeline.name!r}: {transform.python} returned "
+            f"{type(result).__name__}, expected a polars LazyFrame"
+        )
+    return result
+
+
+@dataclass
+class RunSummary:
+    """What one pipeline run read and wrote."""
+
+    pipeline: str
+    partition: Partition | None
+    rows_in: dict[str, int] = field(default_factory=dict)
+    written: list[WrittenPartition] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_out(self) -> int:
+        """Rows written across partitions."""
+        return sum(w.rows for w in self.written)
+
+    def markdown(self) -> str:
+        """The run summary as the markdown shown in the Prefect UI."""
+        scope = f"partition `{self.partition}`" if self.partition else "all partitions"
+        lines = [
+            f"# {self.pipeline}: {scope}",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| rows in | {sum(self.rows_in.values()):,} |",
+            f"| rows out | {self.rows_out:,} |",
+            (
+                f"| partitions written | {sum(w.changed for w in self.written)} "
+                f"(unchanged {sum(not w.changed for w in self.written)}) |"
+            ),
+            f"| duration | {self.seconds:.2f} s |",
+            "",
+            "| source | rows |",
+            "|---|---|",
+            *(f"| {name} | {rows:,} |" for name, rows in self.rows_in.items()),
+            "",
+            "| partition | rows | bytes | changed | sha256 |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {w.partition or '(whole dataset)'} | {w.rows:,} | {w.bytes:,} | "
+                f"{'yes' if w.changed else 'no'} | `{w.content_hash[:12]}` |"
+                for w in self.written
+            ),
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The local stack: a real `prefect server start` on SQLite in the state folder, and workers.
+
+Used by ``flowfactory up`` and ``demo`` and by the integration tests, so that what users run
+is what the tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final, Self
+
+import httpx
+
+from flowfactory.errors import StackError
+from flowfactory.settings import Settings
+
+__all__ = ["LocalStack", "api_is_healthy", "port_is_free"]
+
+_PREFECT: Final = str(Path(sys.executable).with_name("prefect"))
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def api_is_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """True when a Prefect API answers its health check at ``api_url``."""
+    try:
+        response = httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+@dataclass
+class _Managed:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def tail(self, lines: int = 25) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops the processes of the local stack; a context manager stops them all."""
+
+    settings: Settings
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: list[_Managed] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        """The API this stack serves."""
+        return self.settings.prefect_api_url
+
+    @property
+    def state(self) -> Path:
+        """The state folder (created on demand)."""
+        path = self.settings.state_path
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def env(self) -> dict[str, str]:
+        """The environment of every process of the stack, and of clients that talk to it."""
+        state = self.state
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(state / "prefect-home"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{state / 'prefect.db'}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "FLOWFACTORY_PROJECT_DIR": str(self.settings.project_dir),
+            "FLOWFACTORY_DATA_ROOT": self.settings.data_root_url,
+            "FLOWFACTORY_STATE_DIR": str(state),
+            "FLOWFACTORY_PREFECT_API_URL": self.api_url,
+            **self.extra_env,
+        }
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> _Managed:
+        log_path = self.state / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            argv,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.settings.project_dir,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+        )
+        managed = _Managed(name, process, log_path, log)
+        self.processes.append(managed)
+        return managed
+
+    def start_server(self, timeout: float = 120.0) -> None:
+        """Start `prefect server start` and wait until its API is healthy."""
+        host, port = self.settings.api_host_port
+        if not port_is_free(host, port):
+            raise StackError(
+                f"{host}:{port} is already in use (another `flowfactory up` or Prefect server?). "
+                "Stop it, or pick another port with "
+                f"FLOWFACTORY_PREFECT_API_URL=http://{host}:{port + 1}/api"
+            )
+        server = self._spawn(
+            "server",
+            [_PREFECT, "server", "start", "--host", host, "--port", str(port)],
+            self.env(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise StackError(
+                    f"the Prefect server exited with code {server.process.returncode}; "
+                    f"last lines of {server.log_path}:\n{server.tail()}"
+                )
+            if api_is_healthy(self.api_url, timeout=1.0):
+                return
+            time.sleep(0.25)
+        raise StackError(
+            f"the Prefect server did not become healthy within {timeout:.0f} s; "
+            f"see {server.log_path}"
+        )
+
+    def start_worker(self, pool: str) -> None:
+        """Start a process worker on ``pool`` that polls for runs every ``poll_seconds``."""
+        env = self.env()
+        env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.settings.poll_seconds)
+        env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        self._spawn(
+            f"worker-{pool}",
+            [_PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
+            env,
+        )
+
+    def check_alive(self) -> None:
+        """Raise StackError if a process of the stack has exited."""
+        for managed in self.processes:
+            if managed.process.poll() is not None:
+                raise StackError(
+                    f"{managed.name} exited with code {managed.process.returncode}; "
+                    f"last lines of {managed.log_path}:\n{managed.tail()}"
+                )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every process this stack started, workers first, then the server."""
+        for managed in reversed(self.processes):
+            if managed.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(managed.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for managed in reversed(self.processes):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                managed.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(managed.process.pid, signal.SIGKILL)
+                managed.process.wait()
+            managed.log.close()
+        self.processes.clear()
+
+    @contextlib.contextmanager
+    def client_environment(self) -> Iterator[None]:
+        """Point this process's Prefect client at the stack for the duration."""
+        from prefect.settings import (  # noqa: PLC0415 - prefect loads only when needed
+            PREFECT_API_URL,
+            temporary_settings,
+        )
+
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            yield
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Python transforms of the demo pipelines. Each takes LazyFrames by source name, returns one."""
