@@ -238,12 +238,21 @@ def _syntax_problem(path: str, exc: yaml.MarkedYAMLError) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = str(exc.problem or exc.context or "syntax error")
+    start = exc.context_mark
+    where = ""
+    if start is not None and (start.line + 1, start.column + 1) != (line, column):
+        where = f"line {start.line + 1}, column {start.column + 1}"
     if exc.problem and exc.context:
         context = str(exc.context)
-        start = exc.context_mark
-        if start is not None and (start.line + 1, start.column + 1) != (line, column):
-            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
-        message += f" ({context})"
+        if context.startswith("while "):
+            # "did not find expected key (while parsing a block mapping that starts at ...)"
+            message += f" ({context} that starts at {where})" if where else f" ({context})"
+        elif context.endswith("; first occurrence"):
+            # A duplicate anchor: libyaml splits its message over the two occurrences.
+            message = context.removesuffix("; first occurrence")
+            message += f" (first occurrence at {where})" if where else ""
+        else:
+            message = f"{context} {message}"
     return Problem(path, line, column, f"invalid YAML: {message}")
 
 

@@ -149,7 +149,7 @@ def render(
     from flowfactory.deploy import render_prefect_yaml  # noqa: PLC0415
 
     settings = get_settings()
-    text = render_prefect_yaml(_project(settings))
+    text = render_prefect_yaml(_project(settings), project_name=settings.project_name)
     target = settings.project_dir / "prefect.yaml"
     current = target.read_text() if target.exists() else None
     if check:

@@ -108,8 +108,48 @@ def _model_fields() -> dict[type[BaseModel], frozenset[str]]:
 _FIELDS: Final = _model_fields()
 
 
-def _suggest(unknown: str, siblings: Iterable[str]) -> str:
-    """A "did you mean" for an unknown key, from the model that best fits its siblings."""
+# Where the keys of each model are written, for "it belongs under" hints.
+_PLACES: Final = {
+    "PipelineConfig": "at the top level",
+    "FileSource": "under `source:` (or an entry of `sources:`)",
+    "DatasetSource": "under `source:` (or an entry of `sources:`)",
+    "CsvOptions": "under `csv:` of a file source",
+    "SqlTransform": "under `transform:`",
+    "PythonTransform": "under `transform:`",
+    "Destination": "under `destination:`",
+    "Schedule": "under `schedule:`",
+    "Retries": "under `retries:`",
+}
+_SECTIONS: Final = {
+    "transform": "SqlTransform",
+    "destination": "Destination",
+    "schedule": "Schedule",
+    "retries": "Retries",
+}
+
+
+def _place(parent: FieldPath) -> str | None:
+    """The place (as in ``_PLACES``) of the mapping at ``parent``."""
+    if not parent:
+        return _PLACES["PipelineConfig"]
+    if parent[0] in ("source", "sources"):
+        return _PLACES["CsvOptions" if "csv" in parent else "FileSource"]
+    model = _SECTIONS.get(str(parent[0]))
+    return _PLACES[model] if model else None
+
+
+def _suggest(unknown: str, siblings: Iterable[str], parent: FieldPath = ()) -> str:
+    """A hint for an unknown key at ``parent``: where it belongs, or a "did you mean"."""
+    homes = list(
+        dict.fromkeys(
+            _PLACES[model.__name__]
+            for model, fields in _FIELDS.items()
+            if unknown in fields and model.__name__ in _PLACES
+        )
+    )
+    if homes:
+        # A key of another kind of the same thing (`format:` on a dataset source) gets no hint.
+        return "" if _place(parent) in homes else "; it belongs " + ", or ".join(homes)
     siblings = set(siblings) - {unknown}
     best: frozenset[str] = frozenset()
     best_score = -1
@@ -143,7 +183,8 @@ def _data_loc(data: object, loc: tuple[str | int, ...]) -> FieldPath:
             if part in node:
                 node = node[part]
                 out.append(part)
-            elif part not in _UNION_TAGS:
+            elif part not in _UNION_TAGS or following is None:
+                # A missing key: a union tag ends a location only when its key is present.
                 out.append(part)
                 node = None
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -162,7 +203,7 @@ def _problems_from_validation(
         if kind == "extra_forbidden":
             parent = _get(data, loc[:-1])
             siblings = parent.keys() if isinstance(parent, dict) else ()
-            message = f"unknown key {loc[-1]!r}" + _suggest(str(loc[-1]), siblings)
+            message = f"unknown key {loc[-1]!r}" + _suggest(str(loc[-1]), siblings, loc[:-1])
         elif kind == "missing":
             message = "required key is missing"
         elif (
@@ -280,7 +321,21 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             return cycles
 
 
-def _check_set(pipelines: list[PipelineFile]) -> tuple[list[Problem], dict[str, PipelineFile]]:
+def _declared_dataset(path: Path) -> str | None:
+    """The destination dataset an invalid pipeline file names, if it names one plainly."""
+    try:
+        data = load_yaml(path).data
+    except ConfigError:
+        return None
+    destination = data.get("destination") if isinstance(data, dict) else None
+    dataset = destination.get("dataset") if isinstance(destination, dict) else None
+    return dataset if isinstance(dataset, str) else None
+
+
+def _check_set(
+    pipelines: list[PipelineFile], unchecked: frozenset[str] = frozenset()
+) -> tuple[list[Problem], dict[str, PipelineFile]]:
+    """Problems of the set; ``unchecked`` are datasets named by files that failed to load."""
     problems: list[Problem] = []
     by_name: dict[str, PipelineFile] = {}
     producers: dict[str, PipelineFile] = {}
@@ -308,6 +363,7 @@ def _check_set(pipelines: list[PipelineFile]) -> tuple[list[Problem], dict[str, 
         else:
             producers[dataset] = p
     external = {s.dataset for p in pipelines for s in p.config.input_datasets if s.external}
+    known = {*producers, *external, *unchecked}
     for p in pipelines:
         for table, source in p.config.inputs.items():
             if not isinstance(source, DatasetSource):
@@ -321,7 +377,7 @@ def _check_set(pipelines: list[PipelineFile]) -> tuple[list[Problem], dict[str, 
                         f"{producers[source.dataset].name!r} produces it",
                     )
                 )
-            elif source.dataset not in producers and source.dataset not in external:
+            elif source.dataset not in known:
                 close = difflib.get_close_matches(source.dataset, sorted(producers), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(
@@ -376,12 +432,17 @@ def load_project(folder: Path, settings: Settings) -> Project:
     if not folder.is_dir():
         raise ConfigError([Problem.at_file(_display(folder), "no such folder")])
     pipelines: list[PipelineFile] = []
+    # Datasets that invalid files mean to produce: their readers get no second, misleading error.
+    unchecked: set[str] = set()
     for path in pipeline_paths(folder):
         try:
             pipelines.append(load_pipeline(path, settings, defaults))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    set_problems, producers = _check_set(pipelines)
+            declared = _declared_dataset(path)
+            if declared is not None:
+                unchecked.add(declared)
+    set_problems, producers = _check_set(pipelines, frozenset(unchecked))
     problems.extend(set_problems)
     if problems:
         # A mistake in the defaults shows up in every pipeline that inherits it: report it once.

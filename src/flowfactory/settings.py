@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="The Prefect API that `up` serves and other verbs use when PREFECT_API_URL "
         "is unset.",
     )
+    project_name: str = Field(
+        default="flowfactory",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Names this project's deployments (tag project:<name>), so that "
+        "`deploy --prune` only ever removes its own.",
+    )
     allowed_modules: list[str] = Field(
         default_factory=lambda: ["transforms"],
         description="Module roots from which Python transforms may be imported.",

@@ -91,9 +91,8 @@ class LocalStack:
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{state / 'prefect.db'}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_CLI_PROMPT": "false",
-            "FLOWFACTORY_PROJECT_DIR": str(self.settings.project_dir),
-            "FLOWFACTORY_DATA_ROOT": self.settings.data_root_url,
-            "FLOWFACTORY_STATE_DIR": str(state),
+            # Flow runs find their project through the deployment's working directory, so one
+            # worker serves any number of projects; only the API address is pinned here.
             "FLOWFACTORY_PREFECT_API_URL": self.api_url,
             **self.extra_env,
         }

@@ -1,0 +1,29 @@
+"""Helpers shared by the test tiers (importable as tests.helpers)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_project(root: Path, files: Mapping[str, str], *, with_flows: bool = True) -> Path:
+    """A project folder: the repository's flow entrypoint plus the given files."""
+    if with_flows:
+        (root / "flows").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "flows" / "pipeline.py", root / "flows" / "pipeline.py")
+    for relative, text in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return root
