@@ -201,8 +201,8 @@ def run(
     """Run one pipeline now, in this process, tracked by the Prefect API."""
     settings = get_settings()
     _require_api(settings)
-    from flowfactory.datasets import Partition  # noqa: PLC0415
-    from flowfactory.engine import find_pipeline  # noqa: PLC0415
+    from flowfactory.datasets import DataRoot, Partition  # noqa: PLC0415
+    from flowfactory.engine import check_plan, find_pipeline, resolve_transform  # noqa: PLC0415
 
     if partition is not None:
         try:
@@ -215,7 +215,14 @@ def run(
 
     from flowfactory.deploy import FLOW_ENTRYPOINT  # noqa: PLC0415
 
-    find_pipeline(name, settings)  # config errors surface here, positioned
+    # Config mistakes (including SQL over missing columns) surface here, positioned.
+    found = find_pipeline(name, settings)
+    check_plan(
+        found,
+        DataRoot(settings.data_root_url),
+        Partition.parse(partition) if partition else None,
+        resolve_transform(found, settings),
+    )
     pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(
         str(settings.project_dir / FLOW_ENTRYPOINT)
     )

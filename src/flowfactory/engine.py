@@ -19,6 +19,7 @@ __all__ = [
     "RunSummary",
     "TransformFn",
     "apply_transform",
+    "check_plan",
     "find_pipeline",
     "read_source",
     "resolve_transform",
@@ -99,7 +100,7 @@ def apply_transform(
         try:
             return context.execute(transform.sql)
         except pl.exceptions.PolarsError as exc:
-            raise PipelineRunError(f"pipeline {pipeline.name!r}: SQL failed: {exc}") from exc
+            raise _transform_error(pipeline, exc) from exc
     if function is None:  # pragma: no cover - resolve_transform always gives one for python
         raise PipelineRunError(f"pipeline {pipeline.name!r}: transform was not resolved")
     result = function(**frames)
@@ -111,6 +112,37 @@ def apply_transform(
             f"{type(result).__name__}, expected a polars LazyFrame"
         )
     return result
+
+
+def _transform_error(pipeline: PipelineFile, exc: Exception) -> ConfigError:
+    """A polars error in a transform, positioned at the transform in the pipeline file."""
+    transform = pipeline.config.transform
+    key = "sql" if isinstance(transform, SqlTransform) else "python"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(
+        [pipeline.problem(("transform", key), f"the transform fails on its inputs: {first_line}")]
+    )
+
+
+def check_plan(
+    pipeline: PipelineFile,
+    root: DataRoot,
+    partition: Partition | None,
+    function: TransformFn | None,
+) -> pl.Schema:
+    """Resolve the transform's plan against the sources' schemas without computing it.
+
+    A missing column or a bad SQL statement then surfaces as a positioned config error before
+    a run starts, instead of as a failure deep inside the run.
+    """
+    frames = {
+        table: read_source(source, root, partition)
+        for table, source in pipeline.config.inputs.items()
+    }
+    try:
+        return apply_transform(pipeline, frames, function).collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise _transform_error(pipeline, exc) from exc
 
 
 @dataclass

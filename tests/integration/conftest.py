@@ -12,10 +12,10 @@ from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     temporary_settings,
 )
+from tests.helpers import free_port
 
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
-from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,19 +17,22 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.objects import Deployment, FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from tests.helpers import write_project
+from tests.integration.conftest import project_settings
 
 from flowfactory.deploy import deploy_project, deployment_spec, render_prefect_yaml
 from flowfactory.loader import load_project
 from flowfactory.stack import LocalStack
-from tests.helpers import write_project
-from tests.integration.conftest import project_settings
 
 pytestmark = pytest.mark.integration
 
 ORDERS_CSV = {
-    "data/landing/orders/2024-01.csv": "id,month,customer,amount\n1,1,ann,10.5\n2,1,bob,4.5\n3,1,ann,1\n",
+    "data/landing/orders/2024-01.csv": (
+        "id,month,customer,amount\n1,1,ann,10.5\n2,1,bob,4.5\n3,1,ann,1\n"
+    ),
     "data/landing/orders/2024-02.csv": "id,month,customer,amount\n4,2,bob,7\n",
 }
+ORDERS_SQL = "SELECT id, month, customer, CAST(amount AS DOUBLE) AS amount FROM source"
 
 
 def _pipelines(prefix: str) -> dict[str, str]:
@@ -40,7 +43,7 @@ name: {prefix}_orders
 description: Orders from the landing zone.
 source: {{path: landing/orders/*.csv}}
 transform:
-  sql: SELECT id, month, customer, CAST(amount AS DOUBLE) AS amount FROM source
+  sql: {ORDERS_SQL}
 destination: {{dataset: orders, partition_by: [month], key: [id]}}
 schedule: {{cron: "0 6 * * *", timezone: Europe/Paris}}
 """,
@@ -77,6 +80,11 @@ async def _run(name: str, partition: str | None) -> FlowRun:
     return flow_run
 
 
+def _assert_completed(flow_run: FlowRun) -> None:
+    assert flow_run.state is not None, flow_run
+    assert flow_run.state.is_completed(), flow_run.state
+
+
 async def _read_deployment(name: str) -> Deployment:
     async with get_client() as client:
         return await client.read_deployment_by_name(f"pipeline/{name}")
@@ -111,10 +119,8 @@ def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -
     assert [s.schedule.cron for s in deployment.schedules] == ["0 6 * * *"]  # type: ignore[union-attr]
     assert {"flowfactory", "itest"} <= set(deployment.tags)
 
-    produced = asyncio.run(_run(f"{prefix}_orders", "month=1"))
-    assert produced.state is not None and produced.state.is_completed(), produced.state
-    consumed = asyncio.run(_run(f"{prefix}_totals", "month=1"))
-    assert consumed.state is not None and consumed.state.is_completed(), consumed.state
+    _assert_completed(asyncio.run(_run(f"{prefix}_orders", "month=1")))
+    _assert_completed(asyncio.run(_run(f"{prefix}_totals", "month=1")))
 
     orders = pl.read_parquet(root / "data/orders/month=1/part-0.parquet")
     assert orders["id"].to_list() == [1, 2, 3]
@@ -156,22 +162,21 @@ def test_prefect_deploy_all_on_the_rendered_file(tmp_path: Path, stack: LocalSta
         assert deployment.parameters == spec.parameters
         assert sorted(deployment.tags) == sorted(spec.tags)
         assert deployment.work_pool_name == spec.work_pool
-    flow_run = asyncio.run(_run(f"{prefix}_orders", None))
-    assert flow_run.state is not None and flow_run.state.is_completed(), flow_run.state
+    _assert_completed(asyncio.run(_run(f"{prefix}_orders", None)))
     assert sorted(p.name for p in (root / "data/orders").iterdir()) == ["month=1", "month=2"]
 
 
 def test_new_file_appears_and_prune_removes_deleted(tmp_path: Path, stack: LocalStack) -> None:
-    """A dropped-in file deploys with no code change; --prune deletes the deployment of a removed file."""
+    """A new file deploys with no code change; --prune deletes the deployment of a removed file."""
     prefix = _prefix()
     root = write_project(tmp_path, _pipelines(prefix))
     settings = project_settings(root, stack)
-    asyncio.run(deploy_project(load_project(settings.deployments_dir, settings), settings, prune=False))
+    first = load_project(settings.deployments_dir, settings)
+    asyncio.run(deploy_project(first, settings, prune=False))
 
     extra = root / "deployments" / f"{prefix}_copy.yaml"
     extra.write_text(
-        f"name: {prefix}_copy\nsource: {{dataset: orders}}\n"
-        "destination: {dataset: orders_copy}\n"
+        f"name: {prefix}_copy\nsource: {{dataset: orders}}\ndestination: {{dataset: orders_copy}}\n"
     )
     project = load_project(settings.deployments_dir, settings)
     rendered = yaml.safe_load(render_prefect_yaml(project))

@@ -31,6 +31,11 @@ BILLION_LAUGHS = "\n".join(
 )
 
 
+def tag_problem(line: int, column: int, field: str, tag: str) -> Problem:
+    """The problem for a refused YAML tag."""
+    return Problem(SHOWN, line, column, f"tag {tag!r} is not allowed: {TAG_HELP}", field)
+
+
 def write(tmp_path: Path, text: str | bytes, name: str = "p.yaml") -> Path:
     """Write ``text`` (dedented) or raw bytes to a file under ``tmp_path``."""
     path = tmp_path / name
@@ -273,30 +278,26 @@ def test_merge_key_of_a_non_mapping_is_an_error(
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "column", "field", "tag"),
+    ("text", "expected"),
     [
         (
             'source:\n  path: !!python/object/apply:os.system ["echo pwned"]\n',
-            2,
-            9,
-            "source.path",
-            "!!python/object/apply:os.system",
+            tag_problem(2, 9, "source.path", "!!python/object/apply:os.system"),
         ),
-        ("destination: !!python/name:os.system\n", 1, 14, "destination", "!!python/name:os.system"),
-        ("x: !!python/object:os.Popen {}\n", 1, 4, "x", "!!python/object:os.Popen"),
-        ("a:\n  - ok\n  - !custom value\n", 3, 5, "a[1]", "!custom"),
-        ("a: !!binary aGVsbG8=\n", 1, 4, "a", "!!binary"),
-        ("a: !!set {x}\n", 1, 4, "a", "!!set"),
-        ("!!omap [a: 1]\n", 1, 1, "", "!!omap"),
+        (
+            "destination: !!python/name:os.system\n",
+            tag_problem(1, 14, "destination", "!!python/name:os.system"),
+        ),
+        ("x: !!python/object:os.Popen {}\n", tag_problem(1, 4, "x", "!!python/object:os.Popen")),
+        ("a:\n  - ok\n  - !custom value\n", tag_problem(3, 5, "a[1]", "!custom")),
+        ("a: !!binary aGVsbG8=\n", tag_problem(1, 4, "a", "!!binary")),
+        ("a: !!set {x}\n", tag_problem(1, 4, "a", "!!set")),
+        ("!!omap [a: 1]\n", tag_problem(1, 1, "", "!!omap")),
     ],
 )
-def test_unsafe_tags_are_refused_at_the_tag(
-    tmp_path: Path, text: str, line: int, column: int, field: str, tag: str
-) -> None:
+def test_unsafe_tags_are_refused_at_the_tag(tmp_path: Path, text: str, expected: Problem) -> None:
     """Python object tags and every other non-plain tag are errors at the tagged value."""
-    assert problems_of(tmp_path, text) == (
-        Problem(SHOWN, line, column, f"tag {tag!r} is not allowed: {TAG_HELP}", field),
-    )
+    assert problems_of(tmp_path, text) == (expected,)
 
 
 def test_standard_scalar_tags_are_allowed(tmp_path: Path) -> None:
