@@ -199,17 +199,18 @@ def run(
     ] = None,
 ) -> None:
     """Run one pipeline now, in this process, tracked by the Prefect API."""
-    settings = get_settings()
-    _require_api(settings)
     from flowfactory.datasets import DataRoot, Partition  # noqa: PLC0415
     from flowfactory.engine import check_plan, find_pipeline, resolve_transform  # noqa: PLC0415
 
+    # A malformed argument is a usage error (exit 2), whether or not an API is up.
     if partition is not None:
         try:
             Partition.parse(partition)
         except ValueError as exc:
             _err(f"error: {exc}")
             raise typer.Exit(2) from None
+    settings = get_settings()
+    _require_api(settings)
     from prefect.client.schemas.objects import State  # noqa: PLC0415
     from prefect.flows import Flow, load_flow_from_entrypoint  # noqa: PLC0415
 

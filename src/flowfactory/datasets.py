@@ -8,12 +8,13 @@ re-run that produces the same bytes leaves the file untouched.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -36,6 +37,10 @@ __all__ = [
 PART_FILE: Final = "part-0.parquet"
 _NULL_VALUE: Final = "__HIVE_DEFAULT_PARTITION__"
 _STALE_TMP_SECONDS: Final = 600
+_ISO_PARSERS: Final[dict[type[pl.DataType], Callable[[str], object]]] = {
+    pl.Datetime: dt.datetime.fromisoformat,
+    pl.Time: dt.time.fromisoformat,
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -82,18 +87,26 @@ class Partition:
 
     def predicate(self, schema: Mapping[str, pl.DataType]) -> pl.Expr | None:
         """A filter selecting this partition's rows, on the columns the schema has."""
-        conditions = [
-            pl.col(c).is_null()
-            if v == _NULL_VALUE
-            else pl.col(c).cast(pl.String) == pl.lit(v)
-            if schema[c] != pl.Boolean
-            else pl.col(c).cast(pl.String).str.to_lowercase() == pl.lit(v.lower())
-            for c, v in self.values
-            if c in schema
-        ]
+        conditions = [_condition(c, v, schema[c]) for c, v in self.values if c in schema]
         if not conditions:
             return None
         return pl.all_horizontal(conditions)
+
+
+def _condition(column: str, value: str, dtype: pl.DataType) -> pl.Expr:
+    """Rows whose ``column`` holds the partition value written as ``value``."""
+    if value == _NULL_VALUE:
+        return pl.col(column).is_null()
+    if dtype == pl.Boolean:
+        return pl.col(column).cast(pl.String).str.to_lowercase() == pl.lit(value.lower())
+    # polars writes datetimes and times as text unlike isoformat(), which names the folders.
+    parse = _ISO_PARSERS.get(dtype.base_type())
+    if parse is not None:
+        try:
+            return pl.col(column) == pl.lit(parse(value)).cast(dtype)
+        except ValueError:
+            return pl.lit(value=False)
+    return pl.col(column).cast(pl.String) == pl.lit(value)
 
 
 def _format_value(value: object) -> str:
