@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import timedelta
@@ -27,15 +28,18 @@ from pydantic import (
 __all__ = [
     "CsvOptions",
     "DatasetSource",
+    "Deadline",
     "Destination",
     "FileSource",
     "PipelineConfig",
     "PythonTransform",
     "Retries",
     "Schedule",
+    "Sla",
     "Source",
     "SqlTransform",
     "Transform",
+    "Trigger",
     "parse_duration",
 ]
 
@@ -126,6 +130,11 @@ class FileSource(_Model):
         default=None, description="Inferred from the file suffix when left out."
     )
     csv: CsvOptions = Field(default_factory=CsvOptions)
+    external_dataset: Name | None = Field(
+        default=None,
+        description="Name these files as an external dataset, so that `flowfactory emit NAME` "
+        "(or a dataset.updated event for it) can trigger the pipeline.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -282,6 +291,12 @@ class Destination(_Model):
         return columns
 
 
+@functools.lru_cache(maxsize=1024)
+def _cron_is_valid(cron: str) -> bool:
+    """croniter's check (cached: it is a quarter of load time on large projects)."""
+    return croniter.is_valid(cron) and re.search(r"\b[RH]\b", cron) is None
+
+
 class Schedule(_Model):
     """A cron expression or an interval, in a time zone."""
 
@@ -293,9 +308,7 @@ class Schedule(_Model):
     @classmethod
     def _valid_cron(cls, cron: str | None) -> str | None:
         # Prefect rejects croniter's random (R) and hashed (H) extensions; so do we.
-        if cron is not None and (
-            not croniter.is_valid(cron) or re.search(r"\b[RH]\b", cron) is not None
-        ):
+        if cron is not None and not _cron_is_valid(cron):
             raise ValueError(f"{cron!r} is not a valid cron expression")
         return cron
 
@@ -345,6 +358,69 @@ class Retries(_Model):
         return [base * 2**i for i in range(self.attempts)]
 
 
+class Trigger(_Model):
+    """Run when input datasets are updated: per partition, once all (or any) of them have it."""
+
+    on: list[Name] = Field(min_length=1, description="Input datasets whose updates start a run.")
+    require: Literal["all", "any"] = Field(
+        default="all", description="all: once every input has the partition; any: on each update."
+    )
+    partition: Literal["same", "all"] = Field(
+        default="same",
+        description="same: one run per updated partition; all: one run over all the data.",
+    )
+
+    @field_validator("on")
+    @classmethod
+    def _no_repeats(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"dataset listed twice: {', '.join(repeated)}")
+        return names
+
+
+class Deadline(_Model):
+    """Data must have landed by each tick of a cron schedule."""
+
+    cron: str
+    timezone: str = "UTC"
+
+    _valid_cron = field_validator("cron")(Schedule._valid_cron.__func__)  # type: ignore[attr-defined]
+    _valid_timezone = field_validator("timezone")(Schedule._valid_timezone.__func__)  # type: ignore[attr-defined]
+
+
+class Sla(_Model):
+    """Service levels, checked by automations on the Prefect server."""
+
+    max_duration: Duration | None = Field(
+        default=None, description="A run that is still going after this long misses its SLA."
+    )
+    freshness: Duration | None = Field(
+        default=None, description="The output dataset must be updated at least this often."
+    )
+    deadline: Deadline | None = Field(
+        default=None, description="Inputs must have been updated before each tick of this cron."
+    )
+    notify: str | None = Field(
+        default=None,
+        description="Name of a Prefect notification block to notify when an SLA is missed.",
+    )
+
+    @field_validator("max_duration", "freshness")
+    @classmethod
+    def _at_least_ten_seconds(cls, value: timedelta | None) -> timedelta | None:
+        # Prefect's proactive triggers evaluate windows of 10 s or more.
+        if value is not None and value.total_seconds() < 10:
+            raise ValueError("must be at least 10s")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Sla:
+        if self.max_duration is None and self.freshness is None and self.deadline is None:
+            raise ValueError("an SLA needs at least one of max_duration, freshness or deadline")
+        return self
+
+
 # --------------------------------------------------------------------------------------------
 # The pipeline file
 
@@ -374,7 +450,11 @@ class PipelineConfig(_Model):
         default=None, description="Left out: the single source is written as it is."
     )
     destination: Destination
-    schedule: Schedule | None = None
+    schedule: Schedule | None = Field(
+        default=None, description="With a trigger too, runs come from data OR time."
+    )
+    trigger: Trigger | None = None
+    sla: Sla | None = None
     retries: Retries = Field(default_factory=Retries)
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
@@ -388,6 +468,15 @@ class PipelineConfig(_Model):
             raise ValueError("`sources:` is empty")
         if self.transform is None and len(self.inputs) != 1:
             raise ValueError("a pipeline with several sources needs a `transform:`")
+        if self.trigger is not None:
+            known = set(self.input_dataset_names)
+            unknown = [name for name in self.trigger.on if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"trigger.on names {', '.join(map(repr, unknown))}, which is not an input; "
+                    f"the inputs are {', '.join(map(repr, sorted(known))) or 'none'} "
+                    "(name a file source with external_dataset: to trigger on it)"
+                )
         return self
 
     @property
@@ -396,6 +485,17 @@ class PipelineConfig(_Model):
         if self.source is not None:
             return {SINGLE_SOURCE_NAME: self.source}
         return dict(self.sources or {})
+
+    @property
+    def input_dataset_names(self) -> dict[str, str]:
+        """Dataset name -> table name, for dataset sources and named file sources."""
+        names: dict[str, str] = {}
+        for table, source in self.inputs.items():
+            if isinstance(source, DatasetSource):
+                names[source.dataset] = table
+            elif source.external_dataset is not None:
+                names[source.external_dataset] = table
+        return names
 
     @property
     def input_datasets(self) -> list[DatasetSource]:

@@ -1,0 +1,173 @@
+"""Run the benchmarks, print one table of figures and ratios, write results/latest.json.
+
+Usage: .venv/bin/python benchmarks/run.py [--only load|run] [--load-repeats N] [--run-repeats K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Final
+
+import bench_load
+import bench_run
+
+RESULTS: Final = Path(__file__).resolve().parent / "results" / "latest.json"
+HEADER: Final = ("bench", "case", "best", "median", "per item", "ratio (median)", "target")
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def _load_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    best, median = result["best_seconds"], result["median_seconds"]
+    per_file, ratio = result["per_file_ms_median"], result["ratio_median"]
+    targets, met = result["targets"], result["meets_targets"]
+    target = f"< {targets['seconds']:g} s, <= {targets['ratio']:g}x"
+    labels = {
+        "bare": "(a) yaml.load CSafeLoader",
+        "load": "(b) load_project",
+        "build": "(c) load + specs + render",
+    }
+    rows: list[tuple[str, ...]] = []
+    for key, label in labels.items():
+        verdict = "" if key == "bare" else f"{target}: {'met' if met[key] else 'MISSED'}"
+        rows.append(
+            (
+                "load",
+                label,
+                _s(best[key]),
+                _s(median[key]),
+                f"{per_file[key]:.3f} ms/file",
+                f"{ratio[key]:.2f}x (a)",
+                verdict,
+            )
+        )
+    peak = result["peak_mib"]
+    rows.append(
+        (
+            "load",
+            "peak memory, tracemalloc",
+            "",
+            "",
+            "",
+            f"{peak['build'] / peak['bare']:.1f}x (a)",
+            f"(c) {peak['build']:.1f} MiB, (a) {peak['bare']:.1f} MiB",
+        )
+    )
+    return rows
+
+
+def _run_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    best, median = result["best_seconds"], result["median_seconds"]
+    ratio, overhead = result["ratio_median"], result["overhead_seconds_median"]
+    rows: list[tuple[str, ...]] = []
+    for key, label, against in (
+        ("bare_subprocess", "bare polars, subprocess", ""),
+        ("deployment", "deployment run via worker", "bare_subprocess"),
+        ("bare_inprocess", "bare polars, in-process", ""),
+        ("flow_inprocess", "flow called in-process", "bare_inprocess"),
+    ):
+        rows.append(
+            (
+                "run",
+                label,
+                _s(best[key]),
+                _s(median[key]),
+                f"{result['rows']:,} rows",
+                f"{ratio[key]:.2f}x" if against else "1.00x",
+                f"overhead +{overhead[key]:.2f} s" if against else "",
+            )
+        )
+    return rows
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [
+            cell.ljust(width) if i < 2 or i == len(row) - 1 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(HEADER), rule, *(line(r) for r in rows)])
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    notes = []
+    if "load" in results:
+        load = results["load"]
+        kinds = ", ".join(f"{k} {v}" for k, v in load["kinds"].items())
+        notes.append(
+            f"load: {load['files']:,} files + _defaults.yaml ({load['bytes_per_file']:.0f} B/file; "
+            f"sources: {kinds}); best/median of {load['repeats']}, first (cold) run of (c) "
+            f"{load['first_seconds']['build']:.3f} s; targets judged on the median"
+        )
+    if "run" in results:
+        run = results["run"]
+        notes.append(
+            f"run: {run['pipeline']} {run['partition']}, best/median of {run['repeats']} after "
+            f"a warm-up each; worker polls every {run['worker_poll_seconds']:g} s; "
+            f"stack start + deploy {run['stack_start_and_deploy_seconds']:.1f} s; "
+            f"outputs identical: {run['outputs_identical']}"
+        )
+        notes.append(
+            "run ratios: deployment run / bare subprocess, in-process flow / bare in-process"
+        )
+    return notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the selected benchmarks and report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", choices=["load", "run"], help="run one benchmark only")
+    parser.add_argument("--load-repeats", type=int, default=7, help="N for bench_load (>= 5)")
+    parser.add_argument("--run-repeats", type=int, default=7, help="K for bench_run (>= 5)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    rows: list[tuple[str, ...]] = []
+    if args.only in (None, "load"):
+        results["load"] = bench_load.run(repeats=args.load_repeats)
+        rows += _load_rows(results["load"])
+    if args.only in (None, "run"):
+        results["run"] = bench_run.run(repeats=args.run_repeats)
+        rows += _run_rows(results["run"])
+    results["environment"] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        **{name: version(name) for name in ("flowfactory", "prefect", "polars", "pyyaml")},
+        "total_seconds": time.perf_counter() - started,
+    }
+
+    print(_table(rows))
+    for note in _notes(results):
+        print(f"* {note}")
+    env = results["environment"]
+    print(
+        f"* python {env['python']}, prefect {env['prefect']}, polars {env['polars']}, "
+        f"{env['cpus']} CPUs; total {env['total_seconds']:.0f} s"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"* wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
