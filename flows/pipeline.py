@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from flowfactory.tasks import run_pipeline
@@ -15,9 +18,15 @@ def _run_name() -> str:
 
 
 @flow(name="pipeline", flow_run_name=_run_name, log_prints=True)
-def pipeline(name: str, partition: str | None = None) -> None:
-    """Run the pipeline file called NAME, for one partition (col=value/...) or for all data."""
-    run_pipeline(name, partition)
+def pipeline(
+    name: str, partition: str | None = None, state: str | None = None
+) -> State[Any] | None:
+    """Run the pipeline file NAME for one partition (col=value/...) or for all of its data.
+
+    Data-aware triggers pass the input ``state`` they start the run for; see flowfactory.scheduling.
+    """
+    result = run_pipeline(name, partition or None, state or None)
+    return result if isinstance(result, State) else None
 
 
 if __name__ == "__main__":

@@ -235,6 +235,64 @@ def run(
     typer.echo(f"{name}: {state.name}")
 
 
+@app.command()
+@_report_errors
+def emit(
+    dataset: Annotated[str, typer.Argument(help="The dataset that was updated.")],
+    partition: Annotated[
+        str, typer.Option(help="The partition that landed, e.g. year=2013/month=1.")
+    ] = "",
+) -> None:
+    """Tell the system a dataset was updated outside flowfactory; starts ready consumers."""
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+
+    from flowfactory.datasets import DataRoot  # noqa: PLC0415
+    from flowfactory.triggering import announce_update, check_dataset  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    try:
+        check_dataset(project, dataset, partition)
+    except FlowfactoryError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    url = _require_api(settings)
+    ready = announce_update(
+        project,
+        DataRoot(settings.data_root_url),
+        dataset,
+        partition,
+        {"source": "flowfactory emit"},
+    )
+    EventsWorker.drain_all(timeout=30)  # events are sent in the background; wait for them
+    where = f" partition {partition}" if partition else ""
+    typer.echo(f"announced dataset.updated for {dataset}{where} to {url}")
+    for state in ready:
+        scope = f"[{state.partition}]" if state.partition else ""
+        typer.echo(f"inputs ready: {state.pipeline}{scope}")
+
+
+class GraphFormat(StrEnum):
+    """Lineage drawing formats."""
+
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+@app.command()
+@_report_errors
+def graph(
+    output: Annotated[GraphFormat, typer.Option("--format")] = GraphFormat.mermaid,
+) -> None:
+    """Print the dataset lineage of every pipeline (Mermaid or Graphviz dot)."""
+    from flowfactory.lineage import lineage, render_dot, render_mermaid  # noqa: PLC0415
+
+    drawing = lineage(_project(get_settings()))
+    typer.echo(
+        render_mermaid(drawing) if output is GraphFormat.mermaid else render_dot(drawing), nl=False
+    )
+
+
 @app.command("schema-json")
 def schema_json(
     output: Annotated[
@@ -275,7 +333,7 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     stack.start_server()
     os.environ.update(stack.env())
     report = asyncio.run(deploy_project(project, settings, prune=True))
-    typer.echo(f"deployed {len(report.deployed)} pipeline(s): {', '.join(report.deployed)}")
+    typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
         stack.start_worker(pool)
 

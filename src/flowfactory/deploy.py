@@ -9,15 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
-
+from flowfactory.automations import data_trigger, system_deployments
 from flowfactory.config import Schedule
 from flowfactory.loader import PipelineFile, Project
 from flowfactory.settings import Settings
+from flowfactory.specs import PIPELINE_ENTRYPOINT, PIPELINE_FLOW, DeploymentSpec, ScheduleSpec
 
 __all__ = [
     "FLOW_ENTRYPOINT",
@@ -27,11 +28,13 @@ __all__ = [
     "DeploymentSpec",
     "deploy_project",
     "deployment_spec",
+    "project_specs",
     "render_prefect_yaml",
 ]
 
-FLOW_NAME: Final = "pipeline"
-FLOW_ENTRYPOINT: Final = "flows/pipeline.py:pipeline"
+FLOW_NAME: Final = PIPELINE_FLOW
+FLOW_ENTRYPOINT: Final = PIPELINE_ENTRYPOINT
+DEFAULT_WORK_POOL: Final = "flowfactory"
 MANAGED_TAG: Final = "flowfactory"
 DEFAULT_PROJECT: Final = "flowfactory"
 PREFECT_VERSION: Final = "3.8.8"
@@ -40,44 +43,6 @@ _HEADER: Final = (
     "# `flowfactory render --check` (run by `make test`) fails when it is stale.\n"
     "# Deploy with `prefect deploy --all --no-prompt` or `flowfactory deploy`.\n"
 )
-
-
-class ScheduleSpec(BaseModel):
-    """A schedule as prefect.yaml writes it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    cron: str | None = None
-    interval: float | None = None
-    timezone: str
-
-
-class DeploymentSpec(BaseModel):
-    """One Prefect deployment of the generic pipeline flow."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str
-    version: str
-    tags: list[str]
-    parameters: dict[str, str]
-    work_pool: str
-    schedules: list[ScheduleSpec]
-    entrypoint: str = FLOW_ENTRYPOINT
-
-    def as_prefect_yaml(self) -> dict[str, object]:
-        """The deployment entry of prefect.yaml."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "version": self.version,
-            "tags": self.tags,
-            "entrypoint": self.entrypoint,
-            "parameters": self.parameters,
-            "work_pool": {"name": self.work_pool, "work_queue_name": None, "job_variables": {}},
-            "schedules": [s.model_dump(exclude_none=True) for s in self.schedules],
-        }
 
 
 def _schedule_spec(schedule: Schedule) -> ScheduleSpec:
@@ -110,6 +75,7 @@ def deployment_spec(
     description = config.description or f"flowfactory pipeline {config.name}"
     if config.owner:
         description += f"\n\nOwner: {config.owner}"
+    trigger = data_trigger(pipeline)
     return DeploymentSpec(
         name=config.name,
         description=description,
@@ -118,7 +84,25 @@ def deployment_spec(
         parameters={"name": config.name},
         work_pool=config.work_pool,
         schedules=[_schedule_spec(config.schedule)] if config.schedule else [],
+        triggers=[trigger] if trigger else [],
     )
+
+
+def project_specs(project: Project, *, project_name: str = DEFAULT_PROJECT) -> list[DeploymentSpec]:
+    """Every deployment of a project: one per pipeline, then flowfactory's own, by name."""
+    pipelines = sorted(
+        (deployment_spec(p, project_name=project_name) for p in project.pipelines),
+        key=lambda spec: spec.name,
+    )
+    pools = sorted({spec.work_pool for spec in pipelines})
+    version = hashlib.sha256("".join(s.version for s in pipelines).encode()).hexdigest()[:12]
+    system = system_deployments(
+        project,
+        tags=[MANAGED_TAG, project_tag(project_name)],
+        work_pool=pools[0] if pools else DEFAULT_WORK_POOL,
+        version=version,
+    )
+    return [*pipelines, *system]
 
 
 _PLAIN_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -178,8 +162,7 @@ def render_prefect_yaml(project: Project, *, project_name: str = DEFAULT_PROJECT
         "build": None,
         "push": None,
         "deployments": [
-            deployment_spec(p, project_name=project_name).as_prefect_yaml()
-            for p in sorted(project.pipelines, key=lambda p: p.name)
+            spec.as_prefect_yaml() for spec in project_specs(project, project_name=project_name)
         ],
     }
     lines: list[str] = []
@@ -217,14 +200,11 @@ async def _prune(keep: set[str], project_name: str) -> list[str]:
     from prefect.client.schemas.filters import (  # noqa: PLC0415
         DeploymentFilter,
         DeploymentFilterTags,
-        FlowFilter,
-        FlowFilterName,
     )
 
     pruned: list[str] = []
     async with get_client() as client:
         deployments = await client.read_deployments(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
             deployment_filter=DeploymentFilter(
                 tags=DeploymentFilterTags(all_=[MANAGED_TAG, project_tag(project_name)])
             ),
@@ -237,24 +217,31 @@ async def _prune(keep: set[str], project_name: str) -> list[str]:
 
 
 async def deploy_project(project: Project, settings: Settings, *, prune: bool) -> DeployReport:
-    """Register every pipeline's deployment on the API in PREFECT_API_URL."""
+    """Register every deployment and its triggers on the API in PREFECT_API_URL."""
+    from prefect.events import DeploymentEventTrigger  # noqa: PLC0415
     from prefect.flows import Flow  # noqa: PLC0415
     from prefect.schedules import Cron, Interval  # noqa: PLC0415
 
     report = DeployReport()
-    specs = [deployment_spec(p, project_name=settings.project_name) for p in project.pipelines]
+    specs = project_specs(project, project_name=settings.project_name)
     report.work_pools_created = await _ensure_work_pools({s.work_pool for s in specs})
-    source_flow = await Flow.afrom_source(
-        source=str(Path(settings.project_dir)), entrypoint=FLOW_ENTRYPOINT
-    )
+    flows: dict[str, Flow[..., object]] = {}
     for spec in specs:
+        if spec.entrypoint not in flows:
+            flows[spec.entrypoint] = await Flow.afrom_source(
+                source=str(Path(settings.project_dir)), entrypoint=spec.entrypoint
+            )
         schedules = [
-            Cron(s.cron, timezone=s.timezone)
+            Cron(s.cron, timezone=s.timezone, parameters=s.parameters or {})
             if s.cron
-            else Interval(s.interval or 0, timezone=s.timezone)
+            else Interval(s.interval or 0, timezone=s.timezone, parameters=s.parameters or {})
             for s in spec.schedules
         ]
-        deployment = await source_flow.ato_deployment(
+        triggers = [
+            DeploymentEventTrigger(**t.model_dump(exclude_none=True, exclude={"type"}))
+            for t in spec.triggers
+        ]
+        deployment = await flows[spec.entrypoint].ato_deployment(
             name=spec.name,
             description=spec.description,
             version=spec.version,
@@ -262,9 +249,29 @@ async def deploy_project(project: Project, settings: Settings, *, prune: bool) -
             parameters=spec.parameters,
             work_pool_name=spec.work_pool,
             schedules=schedules,
+            triggers=triggers,  # type: ignore[arg-type]
         )
         await deployment.aapply()
         report.deployed.append(spec.name)
     if prune:
         report.pruned = await _prune({s.name for s in specs}, settings.project_name)
+    await _publish_lineage(project)
     return report
+
+
+async def _publish_lineage(project: Project) -> None:
+    """The dataset lineage as a markdown artifact, so the UI shows the graph after a deploy."""
+    from prefect.artifacts import acreate_markdown_artifact  # noqa: PLC0415
+
+    from flowfactory.lineage import lineage, render_mermaid  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        # Prefect 3.8 warns that artifacts outside a run will go away; the pin keeps them.
+        warnings.simplefilter("ignore", FutureWarning)
+        await acreate_markdown_artifact(
+            markdown="# Dataset lineage\n\n```mermaid\n"
+            + render_mermaid(lineage(project))
+            + "```\n",
+            key="flowfactory-lineage",
+            description="Datasets and the pipelines between them, as of the last deploy.",
+        )

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed
 
+from flowfactory import events, scheduling
 from flowfactory.config import DatasetSource, FileSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
@@ -22,10 +27,11 @@ from flowfactory.engine import (
     resolve_transform,
 )
 from flowfactory.errors import ConfigError
-from flowfactory.loader import PipelineFile
+from flowfactory.loader import PipelineFile, Project, load_project
 from flowfactory.settings import Settings, get_settings
+from flowfactory.triggering import announce_update
 
-__all__ = ["extract", "load", "run_pipeline", "transform"]
+__all__ = ["announce", "extract", "load", "run_pipeline", "transform"]
 
 
 @task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
@@ -56,14 +62,79 @@ def load(
     return root.write_dataset(frame, pipeline.config.destination, partition)
 
 
+@task(name="announce", cache_policy=NO_CACHE)
+def announce(
+    pipeline: PipelineFile,
+    written: list[WrittenPartition],
+    schema: dict[str, pl.DataType],
+    root: DataRoot,
+    settings: Settings,
+) -> list[str]:
+    """Emit dataset.updated for each partition written, then pipeline.ready for consumers."""
+    destination = pipeline.config.destination
+    fingerprint = events.schema_fingerprint(schema)
+    run_id = str(flow_run.id) if flow_run.id else ""
+    project = _project_or_none(settings)
+    started: list[str] = []
+    for part in written:
+        if not part.changed and destination.announce == "changed":
+            continue
+        partition = str(part.partition) if part.partition else ""
+        payload = {
+            "rows": part.rows,
+            "bytes": part.bytes,
+            "schema_fingerprint": fingerprint,
+            "content_hash": part.content_hash,
+            "pipeline": pipeline.name,
+            "flow_run": run_id,
+        }
+        if project is None:
+            events.emit(
+                events.DATASET_UPDATED,
+                events.dataset_resource(part.dataset, partition),
+                {"dataset": part.dataset, "partition": partition, **payload},
+            )
+            continue
+        ready = announce_update(project, root, part.dataset, partition, payload)
+        started.extend(f"{r.pipeline}[{r.partition}]" for r in ready)
+    if started:
+        get_run_logger().info("inputs ready for %s", ", ".join(started))
+    return started
+
+
+def _project_or_none(settings: Settings) -> Project | None:
+    try:
+        return load_project(settings.deployments_dir, settings)
+    except ConfigError as exc:
+        get_run_logger().warning(
+            "consumers not evaluated: the pipeline files have %d problem(s); first: %s",
+            len(exc.problems),
+            exc.problems[0].format(),
+        )
+        return None
+
+
 def _artifact_key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{name}-summary".lower())
 
 
+def _skipped(message: str) -> State[Any]:
+    get_run_logger().info(message)
+    return Completed(name="Skipped", message=message)
+
+
 def run_pipeline(
-    name: str, partition: str | None = None, settings: Settings | None = None
-) -> RunSummary:
-    """Run one pipeline inside the current flow run and publish its summary artifact."""
+    name: str,
+    partition: str | None = None,
+    state: str | None = None,
+    settings: Settings | None = None,
+) -> RunSummary | State[Any]:
+    """Run one pipeline inside the current flow run and publish its summary artifact.
+
+    ``state`` is set by data-aware triggers: the input state the run was started for. A run
+    whose inputs were already consumed, or are being consumed by a concurrent run, ends as
+    Skipped without touching the output.
+    """
     started = time.perf_counter()
     settings = settings or get_settings()
     logger = get_run_logger()
@@ -76,6 +147,53 @@ def run_pipeline(
         raise
     scope = Partition.parse(partition) if partition else None
     root = DataRoot(settings.data_root_url)
+    run_id = str(flow_run.id) if flow_run.id else None
+
+    inputs: scheduling.Readiness | None = None
+    if pipeline.config.trigger is not None:
+        inputs = scheduling.readiness(pipeline, root, scope)
+        if state:
+            if not inputs.ready:
+                return _skipped(f"inputs not ready: waiting for {', '.join(inputs.missing)}")
+            if scheduling.consumed_state(root, name, inputs.partition) == inputs.state:
+                return _skipped(f"input state {inputs.state} was already consumed")
+            if not scheduling.claim(root, inputs, run_id):
+                return _skipped(f"input state {inputs.state} is being consumed by another run")
+
+    try:
+        summary = _run_steps(pipeline, function, root, scope, settings)
+    except BaseException:
+        if inputs is not None and state:
+            scheduling.release(root, inputs)
+        raise
+    if inputs is not None and inputs.ready:
+        scheduling.record_consumed(root, inputs, run_id)
+        if state:
+            scheduling.release(root, inputs)
+    summary.seconds = time.perf_counter() - started
+    create_markdown_artifact(
+        markdown=summary.markdown(),
+        key=_artifact_key(pipeline.name),
+        description=f"Run summary of pipeline {pipeline.name}",
+    )
+    logger.info(
+        "%s: %d rows in, %d rows out, %d partition(s) written in %.2f s",
+        pipeline.name,
+        sum(summary.rows_in.values()),
+        summary.rows_out,
+        sum(w.changed for w in summary.written),
+        summary.seconds,
+    )
+    return summary
+
+
+def _run_steps(
+    pipeline: PipelineFile,
+    function: TransformFn | None,
+    root: DataRoot,
+    scope: Partition | None,
+    settings: Settings,
+) -> RunSummary:
     retries = pipeline.config.retries
     options = {
         "retries": retries.attempts,
@@ -92,25 +210,10 @@ def run_pipeline(
     frames = {table: future.result() for table, future in futures.items()}
     output = transform(pipeline, frames, function)
     written = load_with_retries(pipeline, output, root, scope)
-
-    summary = RunSummary(
+    announce(pipeline, written, dict(output.schema), root, settings)
+    return RunSummary(
         pipeline=pipeline.name,
         partition=scope,
         rows_in={table: frame.height for table, frame in frames.items()},
         written=written,
-        seconds=time.perf_counter() - started,
     )
-    create_markdown_artifact(
-        markdown=summary.markdown(),
-        key=_artifact_key(pipeline.name),
-        description=f"Run summary of pipeline {pipeline.name}",
-    )
-    logger.info(
-        "%s: %d rows in, %d rows out, %d partition(s) written in %.2f s",
-        pipeline.name,
-        sum(summary.rows_in.values()),
-        summary.rows_out,
-        sum(w.changed for w in written),
-        summary.seconds,
-    )
-    return summary

@@ -32,9 +32,12 @@ def load(project_dir: Path) -> Project:
 
 
 def deployments(text: str) -> dict[str, dict[str, Any]]:
-    """The deployments of a rendered prefect.yaml, by name."""
+    """The pipeline deployments of a rendered prefect.yaml, by name."""
     document = yaml.safe_load(text)
-    return {d["name"]: d for d in document["deployments"]}
+    return {d["name"]: d for d in document["deployments"] if d["entrypoint"] == FLOW_ENTRYPOINT}
+
+
+SYSTEM = ["dataset-router", "reconcile", "sla"]
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def test_rendered_document() -> None:
     document = yaml.safe_load(text)
     assert list(document) == ["name", "prefect-version", "build", "push", "deployments"]
     assert (document["name"], document["build"], document["push"]) == ("flowfactory", None, None)
-    assert [d["name"] for d in document["deployments"]] == SHIPPED
+    assert [d["name"] for d in document["deployments"]] == [*SHIPPED, *SYSTEM]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -90,10 +93,10 @@ def test_rendered_deployment(name: str) -> None:
 
 
 def test_shipped_schedule() -> None:
-    """airport_stats runs hourly at :15 in New York time; the others have no schedule."""
+    """airport_stats also runs daily at 06:15 in New York time; the others have no schedule."""
     rendered = deployments(render_prefect_yaml(load(REPO)))
     assert rendered["airport_stats"]["schedules"] == [
-        {"cron": "15 * * * *", "timezone": "America/New_York"}
+        {"cron": "15 6 * * *", "timezone": "America/New_York"}
     ]
     assert [n for n, d in rendered.items() if d["schedules"]] == ["airport_stats"]
 

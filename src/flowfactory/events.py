@@ -1,0 +1,88 @@
+"""Event names and resources (public contracts), and the one place that emits them to Prefect."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from prefect.events import Event
+
+    from flowfactory.scheduling import Readiness
+
+__all__ = [
+    "DATASET_UPDATED",
+    "PARTITION_LABEL",
+    "PIPELINE_READY",
+    "ROUTE_LABEL",
+    "SLA_MISSED",
+    "STATE_LABEL",
+    "announce_ready",
+    "dataset_resource",
+    "emit",
+    "pipeline_resource",
+    "schema_fingerprint",
+]
+
+DATASET_UPDATED: Final = "dataset.updated"
+PIPELINE_READY: Final = "pipeline.ready"
+SLA_MISSED: Final = "sla.missed"
+PARTITION_LABEL: Final = "dataset.partition"
+STATE_LABEL: Final = "flowfactory.state"
+# Plain HTTP producers add this label so that the dataset router evaluates their update;
+# flowfactory's own producers evaluate readiness in-process and leave it out.
+ROUTE_LABEL: Final = "flowfactory.route"
+
+
+def dataset_resource(dataset: str, partition: str = "") -> dict[str, str]:
+    """The resource of a dataset event: ``dataset.<name>``, partition as a label."""
+    return {
+        "prefect.resource.id": f"dataset.{dataset}",
+        "prefect.resource.name": dataset,
+        PARTITION_LABEL: partition,
+    }
+
+
+def pipeline_resource(pipeline: str) -> dict[str, str]:
+    """The resource of a pipeline event: ``pipeline.<name>``."""
+    return {"prefect.resource.id": f"pipeline.{pipeline}", "prefect.resource.name": pipeline}
+
+
+def schema_fingerprint(schema: Mapping[str, pl.DataType]) -> str:
+    """A short hash of column names and dtypes (time zones and precision included)."""
+    text = "\n".join(f"{name}\t{dtype!r}" for name, dtype in schema.items())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def emit(
+    event: str,
+    resource: dict[str, str],
+    payload: Mapping[str, object],
+    *,
+    event_id: str | None = None,
+) -> Event | None:
+    """Emit one event; inside a run Prefect relates it to the flow run and deployment."""
+    from uuid import UUID  # noqa: PLC0415
+
+    from prefect.events import emit_event  # noqa: PLC0415 - Prefect loads only when emitting
+
+    return emit_event(
+        event=event,
+        resource=resource,
+        payload=dict(payload),
+        id=UUID(event_id) if event_id else None,
+    )
+
+
+def announce_ready(ready: Readiness, cause: Mapping[str, str]) -> Event | None:
+    """Emit ``pipeline.ready``; its id is derived from the input state, so repeats collapse."""
+    resource = {
+        **pipeline_resource(ready.pipeline),
+        PARTITION_LABEL: ready.partition,
+        STATE_LABEL: ready.state,
+    }
+    payload = {"versions": ready.versions, "cause": dict(cause)}
+    return emit(PIPELINE_READY, resource, payload, event_id=ready.event_id)
