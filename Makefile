@@ -38,12 +38,12 @@ bench: $(STAMP)
 
 # Re-pin every dependency from a fresh virtualenv (then commit requirements.lock).
 lock:
-	rm -rf .lock-venv
+	rm -rf .lock-venv build
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 	.lock-venv/bin/python -m pip install --quiet ".[dev]"
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^flowfactory' > requirements.lock
-	rm -rf .lock-venv
+	rm -rf .lock-venv build
 
 clean:
 	rm -rf $(VENV) .flowfactory data
