@@ -16,7 +16,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
+import bench_events
 import bench_load
+import bench_mechanisms
 import bench_run
 
 RESULTS: Final = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -90,6 +92,52 @@ def _run_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _event_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    n = result["events"]
+    met = "met" if result["started_p50"] <= result["target_p50"] else "MISSED"
+    return [
+        (
+            "events",
+            "run created after event",
+            f"p50 {result['created_p50']:.2f} s",
+            f"p95 {result['created_p95']:.2f} s",
+            f"{n} events",
+            "",
+            "",
+        ),
+        (
+            "events",
+            "flow code starts after event",
+            f"p50 {result['started_p50']:.2f} s",
+            f"p95 {result['started_p95']:.2f} s",
+            f"{n} events",
+            f"max {result['started_max']:.2f} s",
+            f"p50 <= {result['target_p50']:.0f} s: {met}",
+        ),
+    ]
+
+
+def _mechanism_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = []
+    for item in result["scenarios"]:
+        for mechanism in ("compound", "readiness"):
+            seen = item[mechanism]
+            latency = "-" if seen["latency"] is None else f"{seen['latency']:.2f} s"
+            verdict = "right" if seen["runs"] == item["expected"] else "WRONG"
+            rows.append(
+                (
+                    "trigger",
+                    f"{mechanism}: {item['scenario']}",
+                    f"{seen['runs']} run(s)",
+                    f"expected {item['expected']}",
+                    f"skipped {seen['skipped']}",
+                    latency,
+                    verdict,
+                )
+            )
+    return rows
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
 
@@ -131,7 +179,12 @@ def _notes(results: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the selected benchmarks and report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--only", choices=["load", "run"], help="run one benchmark only")
+    parser.add_argument(
+        "--only",
+        choices=["load", "run", "events", "mechanisms"],
+        help="run one benchmark only",
+    )
+    parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
     parser.add_argument("--load-repeats", type=int, default=7, help="N for bench_load (>= 5)")
     parser.add_argument("--run-repeats", type=int, default=7, help="K for bench_run (>= 5)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
@@ -146,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "run"):
         results["run"] = bench_run.run(repeats=args.run_repeats)
         rows += _run_rows(results["run"])
+    if args.only in (None, "events"):
+        results["events"] = bench_events.run(events=args.events)
+        rows += _event_rows(results["events"])
+    if args.only in (None, "mechanisms"):
+        results["mechanisms"] = bench_mechanisms.run()
+        rows += _mechanism_rows(results["mechanisms"])
     results["environment"] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),

@@ -37,7 +37,8 @@ _STATE_TEMPLATE: Final = f"{{{{ event.resource.get('{events.STATE_LABEL}', '') }
 
 
 def _seconds(delta: timedelta) -> str:
-    return f"{delta.total_seconds():g}s"
+    # Not :g, which keeps 6 digits: 45 days would read 3.888e+06s.
+    return f"{delta.total_seconds():.15g}s"
 
 
 def data_trigger(pipeline: PipelineFile) -> TriggerSpec | None:
@@ -81,7 +82,8 @@ def sla_triggers(pipeline: PipelineFile) -> list[TriggerSpec]:
                     "pipeline": pipeline.name,
                     "sla": "max_duration",
                     "expected": _seconds(sla.max_duration),
-                    "subject": "{{ labels.prefect.resource.id }}",
+                    # A label is a LabelDiver in templates; `string` makes it JSON-serialisable.
+                    "subject": "{{ labels.prefect.resource.id | string }}",
                 },
             )
         )

@@ -244,8 +244,6 @@ def emit(
     ] = "",
 ) -> None:
     """Tell the system a dataset was updated outside flowfactory; starts ready consumers."""
-    from prefect.events.worker import EventsWorker  # noqa: PLC0415
-
     from flowfactory.datasets import DataRoot  # noqa: PLC0415
     from flowfactory.triggering import announce_update, check_dataset  # noqa: PLC0415
 
@@ -257,6 +255,9 @@ def emit(
         _err(f"error: {exc}")
         raise typer.Exit(2) from None
     url = _require_api(settings)
+    # Prefect reads PREFECT_API_URL once, on import: only import it once _require_api set it.
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+
     ready = announce_update(
         project,
         DataRoot(settings.data_root_url),
@@ -336,6 +337,12 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
         stack.start_worker(pool)
+    from flowfactory.triggering import reconcile_project  # noqa: PLC0415
+
+    # Updates that landed while the stack was down have no event; derive them from the data.
+    missed = reconcile_project(settings)
+    if missed:
+        typer.echo(f"picked up updates that landed while stopped: {', '.join(missed)}")
 
 
 def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:

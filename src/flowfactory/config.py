@@ -476,8 +476,9 @@ class PipelineConfig(_Model):
             known = set(self.input_dataset_names)
             unknown = [name for name in self.trigger.on if name not in known]
             if unknown:
+                what = "which is not an input" if len(unknown) == 1 else "which are not inputs"
                 raise ValueError(
-                    f"trigger.on names {', '.join(map(repr, unknown))}, which is not an input; "
+                    f"trigger.on names {', '.join(map(repr, unknown))}, {what}; "
                     f"the inputs are {', '.join(map(repr, sorted(known))) or 'none'} "
                     "(name a file source with external_dataset: to trigger on it)"
                 )

@@ -161,9 +161,12 @@ class DataRoot:
             if self.fs.exists(exact):
                 return [exact]
         base = self.dataset_dir(dataset)
-        return sorted(self.fs.glob(f"{base}/**/{PART_FILE}")) + (
-            [f"{base}/{PART_FILE}"] if self.fs.exists(f"{base}/{PART_FILE}") else []
-        )
+        files = sorted(self.fs.glob(f"{base}/**/{PART_FILE}"))
+        # Recent fsspec matches `**` to no folder too, and so may list the top file already.
+        top = f"{base}/{PART_FILE}"
+        if top not in files and self.fs.exists(top):
+            files.append(top)
+        return files
 
     def read_dataset(self, dataset: str, partition: Partition | None = None) -> pl.LazyFrame:
         """A dataset (or one partition of it) as a LazyFrame."""

@@ -50,7 +50,9 @@ def lineage(project: Project) -> Lineage:
         node = Node("pipeline", pipeline.name)
         for source in pipeline.config.inputs.values():
             if isinstance(source, DatasetSource):
-                kind: NodeKind = "external" if source.external else "dataset"
+                # External once is external everywhere: one node, however each reader says it.
+                external = source.dataset in project.external_datasets
+                kind: NodeKind = "external" if external else "dataset"
                 edges.add(Edge(Node(kind, source.dataset), node))
             elif isinstance(source, FileSource):
                 edges.add(Edge(Node("files", source.path), node))

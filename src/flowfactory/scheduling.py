@@ -144,9 +144,8 @@ def _partitions(root: DataRoot, source: DatasetSource | FileSource) -> set[str]:
     base = root.dataset_dir(source.dataset)
     found = set()
     for path in root.dataset_files(source.dataset):
-        relative = path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/")
-        if relative:
-            found.add(relative)
+        # "" for an unpartitioned dataset: its one file is the partition a consumer reads.
+        found.add(path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/"))
     return found
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from flowfactory import events
+from flowfactory.config import DatasetSource
 from flowfactory.datasets import DataRoot
 from flowfactory.engine import find_pipeline
 from flowfactory.loader import PipelineFile
@@ -18,12 +19,17 @@ __all__ = ["check_sla", "last_input_update"]
 
 
 def last_input_update(pipeline: PipelineFile, root: DataRoot) -> datetime | None:
-    """When any dataset the pipeline reads last changed (None if none has data)."""
+    """When any input of the pipeline last changed (None if none has data)."""
     stamps: list[float] = []
-    for source in pipeline.config.input_datasets:
-        for path in root.dataset_files(source.dataset):
-            modified = root.fs.modified(path)
-            stamps.append(modified.timestamp())
+    for source in pipeline.config.inputs.values():
+        if isinstance(source, DatasetSource):
+            fs, files = root.fs, root.dataset_files(source.dataset)
+        else:
+            # Files (landing CSVs, say) are inputs too: without them such a deadline always misses.
+            fs, pattern = root.source_fs_and_pattern(source)
+            files = fs.glob(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
+            files = [f for f in files if fs.isfile(f)]
+        stamps.extend(fs.modified(path).timestamp() for path in files)
     return datetime.fromtimestamp(max(stamps), UTC) if stamps else None
 
 
