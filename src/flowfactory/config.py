@@ -95,6 +95,14 @@ Name = Annotated[
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
+class FieldValueError(ValueError):
+    """A model-level check that knows which field it is about, so errors point there."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
@@ -467,20 +475,26 @@ class PipelineConfig(_Model):
     @model_validator(mode="after")
     def _inputs(self) -> PipelineConfig:
         if (self.source is None) == (self.sources is None):
-            raise ValueError("a pipeline needs exactly one of `source:` or `sources:`")
+            raise FieldValueError(
+                ("sources",) if self.sources is not None else (),
+                "a pipeline needs exactly one of `source:` or `sources:`",
+            )
         if self.sources is not None and not self.sources:
-            raise ValueError("`sources:` is empty")
+            raise FieldValueError(("sources",), "`sources:` is empty")
         if self.transform is None and len(self.inputs) != 1:
-            raise ValueError("a pipeline with several sources needs a `transform:`")
+            raise FieldValueError(
+                ("sources",), "a pipeline with several sources needs a `transform:`"
+            )
         if self.trigger is not None:
             known = set(self.input_dataset_names)
             unknown = [name for name in self.trigger.on if name not in known]
             if unknown:
                 what = "which is not an input" if len(unknown) == 1 else "which are not inputs"
-                raise ValueError(
+                raise FieldValueError(
+                    ("trigger", "on", self.trigger.on.index(unknown[0])),
                     f"trigger.on names {', '.join(map(repr, unknown))}, {what}; "
                     f"the inputs are {', '.join(map(repr, sorted(known))) or 'none'} "
-                    "(name a file source with external_dataset: to trigger on it)"
+                    "(name a file source with external_dataset: to trigger on it)",
                 )
         return self
 

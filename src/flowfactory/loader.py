@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from flowfactory import config as cfg
 from flowfactory._yaml import FieldPath, YamlDocument, format_field_path, load_yaml
-from flowfactory.config import NAME_PATTERN, DatasetSource, PipelineConfig
+from flowfactory.config import NAME_PATTERN, DatasetSource, FieldValueError, PipelineConfig
 from flowfactory.errors import ConfigError, Problem
 from flowfactory.settings import Settings
 
@@ -200,6 +200,9 @@ def _problems_from_validation(
     for err in error.errors(include_url=False):
         loc = _data_loc(data, tuple(err["loc"]))
         kind = err["type"]
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, FieldValueError):
+            loc = (*loc, *cause.loc)
         if kind == "extra_forbidden":
             parent = _get(data, loc[:-1])
             siblings = parent.keys() if isinstance(parent, dict) else ()

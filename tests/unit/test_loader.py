@@ -974,19 +974,22 @@ def test_allowed_modules_come_from_settings(folder: Path) -> None:
         ),
         (
             reads_file("a") + "sources:\n  x:\n    path: in/x.csv\n",
-            Problem(A, 1, 1, "a pipeline needs exactly one of `source:` or `sources:`", ""),
+            Problem(A, 6, 3, "a pipeline needs exactly one of `source:` or `sources:`", "sources"),
         ),
         (
             "destination:\n  dataset: a\n",
             Problem(A, 1, 1, "a pipeline needs exactly one of `source:` or `sources:`", ""),
         ),
-        ("sources: {}\ndestination:\n  dataset: a\n", Problem(A, 1, 1, "`sources:` is empty", "")),
+        (
+            "sources: {}\ndestination:\n  dataset: a\n",
+            Problem(A, 1, 10, "`sources:` is empty", "sources"),
+        ),
         (
             (
                 "sources:\n  x:\n    path: in/x.csv\n  y:\n    path: in/y.csv\n"
                 "destination:\n  dataset: a\n"
             ),
-            Problem(A, 1, 1, "a pipeline with several sources needs a `transform:`", ""),
+            Problem(A, 2, 3, "a pipeline with several sources needs a `transform:`", "sources"),
         ),
     ],
     ids=[
