@@ -22,7 +22,9 @@ __all__ = [
     "system_deployments",
 ]
 
-ROUTER: Final = ("flowfactory-router", "dataset-router", "flows/scheduling.py:dataset_router")
+# (flow name, deployment name suffix, entrypoint). The deployment is named after the project,
+# so that several projects can share one server without replacing each other's.
+ROUTER: Final = ("flowfactory-router", "router", "flows/scheduling.py:dataset_router")
 RECONCILE: Final = ("flowfactory-reconcile", "reconcile", "flows/scheduling.py:reconcile")
 SLA: Final = ("flowfactory-sla", "sla", "flows/scheduling.py:sla_check")
 RECONCILE_EVERY: Final = timedelta(minutes=5)
@@ -128,15 +130,15 @@ def sla_schedules(pipeline: PipelineFile) -> list[ScheduleSpec]:
 
 
 def system_deployments(
-    project: Project, *, tags: list[str], work_pool: str, version: str
+    project: Project, *, project_name: str, tags: list[str], work_pool: str, version: str
 ) -> list[DeploymentSpec]:
     """flowfactory's own deployments, present only when some pipeline needs them."""
     found = []
     if any(p.config.trigger is not None for p in project.pipelines):
-        flow_name, name, entrypoint = ROUTER
+        flow_name, suffix, entrypoint = ROUTER
         found.append(
             DeploymentSpec(
-                name=name,
+                name=f"{project_name}-{suffix}",
                 flow_name=flow_name,
                 entrypoint=entrypoint,
                 description="Evaluates dataset.updated events posted from outside flowfactory "
@@ -158,10 +160,10 @@ def system_deployments(
                 ],
             )
         )
-        flow_name, name, entrypoint = RECONCILE
+        flow_name, suffix, entrypoint = RECONCILE
         found.append(
             DeploymentSpec(
-                name=name,
+                name=f"{project_name}-{suffix}",
                 flow_name=flow_name,
                 entrypoint=entrypoint,
                 description="Re-derives readiness from the data and starts every consumer whose "
@@ -176,10 +178,10 @@ def system_deployments(
     triggers = [t for p in project.pipelines for t in sla_triggers(p)]
     schedules = [s for p in project.pipelines for s in sla_schedules(p)]
     if triggers or schedules:
-        flow_name, name, entrypoint = SLA
+        flow_name, suffix, entrypoint = SLA
         found.append(
             DeploymentSpec(
-                name=name,
+                name=f"{project_name}-{suffix}",
                 flow_name=flow_name,
                 entrypoint=entrypoint,
                 description="Emits sla.missed (and notifies) when a pipeline misses an SLA.",

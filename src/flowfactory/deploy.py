@@ -98,6 +98,7 @@ def project_specs(project: Project, *, project_name: str = DEFAULT_PROJECT) -> l
     version = hashlib.sha256("".join(s.version for s in pipelines).encode()).hexdigest()[:12]
     system = system_deployments(
         project,
+        project_name=project_name,
         tags=[MANAGED_TAG, project_tag(project_name)],
         work_pool=pools[0] if pools else DEFAULT_WORK_POOL,
         version=version,

@@ -71,6 +71,9 @@ def route_update(dataset: str, partition: str, settings: Settings | None = None)
     """For an update announced from outside: start the consumers it makes ready."""
     settings = settings or get_settings()
     project = load_project(settings.deployments_dir, settings)
+    if dataset not in known_datasets(project):
+        # Every project's router on a server sees every routed event; this one is not ours.
+        return []
     check_dataset(project, dataset, partition)
     root = DataRoot(settings.data_root_url)
     ready = announce_update(project, root, dataset, partition, {}, emit_updated=False)

@@ -242,10 +242,10 @@ def test_sla_schedules(project: Project) -> None:
     ("a", "b", "expected"),
     [
         ("", "", []),
-        (TRIGGER, "", ["dataset-router", "reconcile"]),
-        ("", SLA, ["sla"]),
-        (TRIGGER, SLA, ["dataset-router", "reconcile", "sla"]),
-        (TRIGGER + SLA, "", ["dataset-router", "reconcile", "sla"]),
+        (TRIGGER, "", ["flowfactory-router", "flowfactory-reconcile"]),
+        ("", SLA, ["flowfactory-sla"]),
+        (TRIGGER, SLA, ["flowfactory-router", "flowfactory-reconcile", "flowfactory-sla"]),
+        (TRIGGER + SLA, "", ["flowfactory-router", "flowfactory-reconcile", "flowfactory-sla"]),
     ],
     ids=["neither", "trigger", "sla", "both-apart", "both-in-one"],
 )
@@ -256,14 +256,18 @@ def test_system_deployments_only_when_needed(
     project = load(
         tmp_path, a=READS_FLIGHTS.format(name="a") + a, b=READS_FLIGHTS.format(name="b") + b
     )
-    specs = system_deployments(project, tags=["flowfactory"], work_pool="pool", version="v1")
+    specs = system_deployments(
+        project, project_name="flowfactory", tags=["flowfactory"], work_pool="pool", version="v1"
+    )
     assert [s.name for s in specs] == expected
     assert all((s.work_pool, s.version, s.tags) == ("pool", "v1", ["flowfactory"]) for s in specs)
 
 
 def test_router_and_reconcile(project: Project) -> None:
     """The router hears routed dataset.updated events; reconcile runs every five minutes."""
-    router, reconcile, _ = system_deployments(project, tags=[], work_pool="p", version="v")
+    router, reconcile, _ = system_deployments(
+        project, project_name="flowfactory", tags=[], work_pool="p", version="v"
+    )
     assert (router.flow_name, router.entrypoint) == (
         "flowfactory-router",
         "flows/scheduling.py:dataset_router",
@@ -294,9 +298,11 @@ def test_sla_deployment_collects_every_pipelines_slas(tmp_path: Path) -> None:
         STATS.replace("stats", "other") + "sla: {freshness: 1h, deadline: {cron: '0 * * * *'}}\n"
     )
     project = load(tmp_path, ingest=INGEST, other=other)
-    *_, sla = system_deployments(project, tags=[], work_pool="p", version="v")
+    *_, sla = system_deployments(
+        project, project_name="flowfactory", tags=[], work_pool="p", version="v"
+    )
     assert (sla.name, sla.flow_name, sla.entrypoint) == (
-        "sla",
+        "flowfactory-sla",
         "flowfactory-sla",
         "flows/scheduling.py:sla_check",
     )
@@ -317,9 +323,15 @@ def rendered(project: Project) -> dict[str, dict[str, Any]]:
 def test_render_contains_the_triggers(project: Project) -> None:
     """prefect.yaml carries every trigger, and they read back as the specs wrote them."""
     document = rendered(project)
-    assert list(document) == ["ingest", "stats", "dataset-router", "reconcile", "sla"]
+    assert list(document) == [
+        "ingest",
+        "stats",
+        "flowfactory-router",
+        "flowfactory-reconcile",
+        "flowfactory-sla",
+    ]
     assert "triggers" not in document["stats"]
-    assert "triggers" not in document["reconcile"]
+    assert "triggers" not in document["flowfactory-reconcile"]
     for spec in project_specs(project):
         assert document[spec.name].get("triggers", []) == [
             t.as_prefect_yaml() for t in spec.triggers
@@ -342,7 +354,7 @@ def test_render_contains_the_triggers(project: Project) -> None:
             },
         }
     ]
-    assert document["sla"]["schedules"] == [
+    assert document["flowfactory-sla"]["schedules"] == [
         {
             "cron": "0 7 * * *",
             "timezone": "Europe/Paris",

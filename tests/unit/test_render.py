@@ -37,7 +37,7 @@ def deployments(text: str) -> dict[str, dict[str, Any]]:
     return {d["name"]: d for d in document["deployments"] if d["entrypoint"] == FLOW_ENTRYPOINT}
 
 
-SYSTEM = ["dataset-router", "reconcile", "sla"]
+SYSTEM = ["flowfactory-router", "flowfactory-reconcile", "flowfactory-sla"]
 
 
 @pytest.fixture
