@@ -256,11 +256,16 @@ async def deploy_project(project: Project, settings: Settings, *, prune: bool) -
         report.deployed.append(spec.name)
     if prune:
         report.pruned = await _prune({s.name for s in specs}, settings.project_name)
-    await _publish_lineage(project)
+    await _publish_lineage(project, settings.project_name)
     return report
 
 
-async def _publish_lineage(project: Project) -> None:
+def lineage_artifact_key(project_name: str) -> str:
+    """The artifact key of a project's lineage (keys allow lowercase letters, digits and -)."""
+    return "lineage-" + re.sub(r"[^a-z0-9-]+", "-", project_name.lower())
+
+
+async def _publish_lineage(project: Project, project_name: str) -> None:
     """The dataset lineage as a markdown artifact, so the UI shows the graph after a deploy."""
     from prefect.artifacts import acreate_markdown_artifact  # noqa: PLC0415
 
@@ -273,6 +278,6 @@ async def _publish_lineage(project: Project) -> None:
             markdown="# Dataset lineage\n\n```mermaid\n"
             + render_mermaid(lineage(project))
             + "```\n",
-            key="flowfactory-lineage",
+            key=lineage_artifact_key(project_name),
             description="Datasets and the pipelines between them, as of the last deploy.",
         )

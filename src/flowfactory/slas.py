@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -49,12 +48,19 @@ def _deadline_missed(pipeline: PipelineFile, root: DataRoot, now: datetime) -> t
 
 
 async def _notify(block_name: str, subject: str, body: str) -> None:
+    # Importing the module registers Prefect's notification block classes, so that loading a
+    # document by its `<type slug>/<name>` gives the concrete class.
+    import prefect.blocks.notifications  # noqa: F401, PLC0415
     from prefect.blocks.abstract import NotificationBlock  # noqa: PLC0415
+    from prefect.blocks.core import Block  # noqa: PLC0415
     from prefect.logging import get_run_logger  # noqa: PLC0415
 
     logger = get_run_logger()
     try:
-        block = cast("NotificationBlock", await NotificationBlock.aload(block_name))
+        block: Block = await Block.aload(block_name)
+        if not isinstance(block, NotificationBlock):
+            logger.warning("block %r is not a notification block; nobody notified", block_name)
+            return
         await block.notify(body=body, subject=subject)
     except Exception as exc:  # noqa: BLE001 - a failed notification must not hide the miss
         logger.warning("could not notify through block %r: %s", block_name, exc)

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import polars as pl
 import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.events import Event
@@ -29,7 +38,7 @@ from tests.integration.conftest import project_settings
 
 from flowfactory.config import Destination
 from flowfactory.datasets import DataRoot, Partition
-from flowfactory.deploy import deploy_project
+from flowfactory.deploy import deploy_project, lineage_artifact_key
 from flowfactory.loader import Project, load_project
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
@@ -216,6 +225,15 @@ B_ROWS: dict[str, list[Any]] = {"id": [1, 2], "month": [1, 1], "note": ["x", "y"
 # 1. A producer run starts its consumer
 
 
+async def _artifact(key: str) -> str:
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
+        )
+    assert found, f"no artifact {key}"
+    return str(found[0].data)
+
+
 def test_producer_run_starts_the_consumer_for_its_partition(
     tmp_path: Path, stack: LocalStack
 ) -> None:
@@ -224,6 +242,9 @@ def test_producer_run_starts_the_consumer_for_its_partition(
     root = _write(tmp_path, _producer_and_consumer(p))
     settings = project_settings(root, stack)
     _deploy(settings)
+    lineage = asyncio.run(_artifact(lineage_artifact_key(settings.project_name)))
+    assert lineage.startswith("# Dataset lineage\n\n```mermaid\ngraph LR\n")
+    assert f"pipeline_{p}_load --> dataset_{p}_orders" in lineage
 
     _run_producer(f"{p}_load")
 
@@ -492,9 +513,32 @@ trigger: {{on: [{p}_raw]}}
 # 7. SLA: max_duration
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook on loopback that keeps every body posted to it."""
+
+    received: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.received.append(self.rfile.read(length))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
 def test_run_over_max_duration_emits_sla_missed(tmp_path: Path, stack: LocalStack) -> None:
-    """A run still going after max_duration makes the SLA flow emit sla.missed for the pipeline."""
+    """A run over max_duration gets sla.missed, and the named notification block is notified."""
     p = _prefix()
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    CustomWebhookNotificationBlock(
+        name="sla",
+        url=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+        json_data={"text": "{{subject}} | {{body}}"},
+        allow_private_urls=True,
+    ).save(f"{p}-hook", overwrite=True)
     root = _write(
         tmp_path,
         {
@@ -503,7 +547,7 @@ name: {p}_slow
 source: {{path: landing/slow.csv}}
 transform: {{python: "transforms.slow:wait"}}
 destination: {{dataset: {p}_slowed}}
-sla: {{max_duration: 10s}}
+sla: {{max_duration: 10s, notify: custom-webhook/{p}-hook}}
 """,
             "transforms/__init__.py": "",
             "transforms/slow.py": """\
@@ -526,6 +570,14 @@ def wait(source: pl.LazyFrame) -> pl.LazyFrame:
     assert missed[0].resource.id == f"pipeline.{p}_slow"
     assert missed[0].payload["sla"] == "max_duration"
     assert missed[0].payload["subject"] == f"prefect.flow-run.{slow.id}"
+    deadline = time.monotonic() + 30
+    while not _Hook.received and time.monotonic() < deadline:
+        time.sleep(0.5)
+    hook.shutdown()
+    assert _Hook.received, "the notification block was not called"
+    assert json.loads(_Hook.received[0])["text"].startswith(
+        f"SLA missed: {p}_slow (max_duration) |"
+    )
 
     runs = _wait_for_runs(f"pipeline/{p}_slow", 1)
     assert runs[0].state is not None
