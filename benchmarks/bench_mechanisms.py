@@ -178,7 +178,8 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ff-bench-mechanisms-") as tmp:
         settings = _project(Path(tmp))
         stack = LocalStack(settings)
-        with _environment({}):
+        # Each benchmark has its own server: point this process's Prefect client at it.
+        with _environment({}), stack.client_environment():
             try:
                 from flowfactory.deploy import deploy_project  # noqa: PLC0415
 

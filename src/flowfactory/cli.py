@@ -13,6 +13,7 @@ from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, cast
 
+import httpx
 import typer
 
 from flowfactory.errors import ConfigError, FlowfactoryError, Problem
@@ -62,6 +63,10 @@ def _report_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
         except FlowfactoryError as exc:
             _err(f"error: {exc}")
+            raise typer.Exit(1) from None
+        except httpx.HTTPError as exc:
+            # The API went away mid-command (or answered with an error): say which, briefly.
+            _err(f"error: the Prefect API failed: {type(exc).__name__}: {exc}")
             raise typer.Exit(1) from None
 
     return wrapper
