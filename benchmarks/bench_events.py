@@ -10,7 +10,6 @@ starts right after). It reports p50 and p95 of each stage.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -18,11 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from bench_run import _drain_prefect_clients, _environment, _free_port, _quiet_prefect_console
+from bench_run import _free_port, deployed_stack
 from flowfactory.datasets import DataRoot
-from flowfactory.loader import load_project
 from flowfactory.settings import Settings
-from flowfactory.stack import LocalStack
 from flowfactory.triggering import announce_update
 
 __all__ = ["run"]
@@ -78,33 +75,19 @@ def run(events: int = 30) -> dict[str, Any]:
     """Announce ``events`` partitions one after another and time each consumer run."""
     with tempfile.TemporaryDirectory(prefix="ff-bench-events-") as tmp:
         settings = _project(Path(tmp))
-        stack = LocalStack(settings)
-        # Each benchmark has its own server: point this process's Prefect client at it.
-        with _environment({}), stack.client_environment():
-            try:
-                from flowfactory.deploy import deploy_project  # noqa: PLC0415
-
-                stack.start_server()
-                os.environ.update(stack.env())
-                project = load_project(settings.deployments_dir, settings)
-                asyncio.run(deploy_project(project, settings, prune=False))
-                stack.start_worker("flowfactory")
-                _quiet_prefect_console()
-                root = DataRoot(settings.data_root_url)
-                created: list[float] = []
-                started: list[float] = []
-                for i in range(1, events + 1):
-                    landing = Path(settings.data_root_url) / "landing" / "events" / f"p{i}.csv"
-                    landing.parent.mkdir(parents=True, exist_ok=True)
-                    landing.write_text(f"p,v\n{i},1\n")
-                    emitted = time.time()
-                    announce_update(project, root, "ext_events", f"p={i}", {"bench": "events"})
-                    made, running = asyncio.run(_run_times(f"consumer[p={i}]"))
-                    created.append(made.timestamp() - emitted)
-                    started.append(running.timestamp() - emitted)
-            finally:
-                _drain_prefect_clients()
-                stack.stop()
+        with deployed_stack(settings) as project:
+            root = DataRoot(settings.data_root_url)
+            created: list[float] = []
+            started: list[float] = []
+            for i in range(1, events + 1):
+                landing = Path(settings.data_root_url) / "landing" / "events" / f"p{i}.csv"
+                landing.parent.mkdir(parents=True, exist_ok=True)
+                landing.write_text(f"p,v\n{i},1\n")
+                emitted = time.time()
+                announce_update(project, root, "ext_events", f"p={i}", {"bench": "events"})
+                made, running = asyncio.run(_run_times(f"consumer[p={i}]"))
+                created.append(made.timestamp() - emitted)
+                started.append(running.timestamp() - emitted)
     return {
         "events": events,
         "poll_seconds": settings.poll_seconds,

@@ -14,7 +14,6 @@ started and their latency from the last announcement. The right counts are 1, 1,
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 from datetime import timedelta
@@ -23,11 +22,10 @@ from typing import Any, Final
 
 import polars as pl
 
-from bench_run import _drain_prefect_clients, _environment, _free_port, _quiet_prefect_console
+from bench_run import _free_port, deployed_stack
 from flowfactory.datasets import DataRoot
-from flowfactory.loader import Project, load_project
+from flowfactory.loader import Project
 from flowfactory.settings import Settings
-from flowfactory.stack import LocalStack
 from flowfactory.triggering import announce_update
 
 __all__ = ["run"]
@@ -177,27 +175,13 @@ def run() -> dict[str, Any]:
     """Play every scenario against both mechanisms on one local stack."""
     with tempfile.TemporaryDirectory(prefix="ff-bench-mechanisms-") as tmp:
         settings = _project(Path(tmp))
-        stack = LocalStack(settings)
-        # Each benchmark has its own server: point this process's Prefect client at it.
-        with _environment({}), stack.client_environment():
-            try:
-                from flowfactory.deploy import deploy_project  # noqa: PLC0415
-
-                stack.start_server()
-                os.environ.update(stack.env())
-                project = load_project(settings.deployments_dir, settings)
-                asyncio.run(deploy_project(project, settings, prune=False))
-                asyncio.run(_add_compound_trigger(settings))
-                stack.start_worker("flowfactory")
-                _quiet_prefect_console()
-                root = DataRoot(settings.data_root_url)
-                scenarios = [
-                    {"scenario": name, "expected": expected, **_scenario(project, root, i, steps)}
-                    for i, ((name, steps), expected) in enumerate(
-                        zip(SCENARIOS, EXPECTED, strict=True), start=1
-                    )
-                ]
-            finally:
-                _drain_prefect_clients()
-                stack.stop()
+        with deployed_stack(settings) as project:
+            asyncio.run(_add_compound_trigger(settings))
+            root = DataRoot(settings.data_root_url)
+            scenarios = [
+                {"scenario": name, "expected": expected, **_scenario(project, root, i, steps)}
+                for i, ((name, steps), expected) in enumerate(
+                    zip(SCENARIOS, EXPECTED, strict=True), start=1
+                )
+            ]
     return {"window_seconds": WINDOW.total_seconds(), "scenarios": scenarios}

@@ -29,7 +29,7 @@ from typing import Any, Final
 import polars as pl
 
 from flowfactory.demo import LandingZone
-from flowfactory.loader import load_project
+from flowfactory.loader import Project, load_project
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
 
@@ -133,6 +133,29 @@ def _drain_prefect_clients() -> None:
         service.drain_all(timeout=10.0, at_exit=False)
 
 
+@contextlib.contextmanager
+def deployed_stack(settings: Settings) -> Iterator[Project]:
+    """A server of its own with the project deployed and a worker, stopped on exit.
+
+    This process's Prefect client points at that server for the duration.
+    """
+    from flowfactory.deploy import deploy_project  # noqa: PLC0415 - imports prefect
+
+    stack = LocalStack(settings)
+    with _environment({}), stack.client_environment():
+        try:
+            stack.start_server()
+            os.environ.update(stack.env())
+            project = load_project(settings.deployments_dir, settings)
+            asyncio.run(deploy_project(project, settings, prune=False))
+            stack.start_worker("flowfactory")
+            _quiet_prefect_console()
+            yield project
+        finally:
+            _drain_prefect_clients()
+            stack.stop()
+
+
 def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
@@ -224,7 +247,7 @@ def run(repeats: int = 5) -> dict[str, Any]:
         zone.land(1)
         prepare_seconds = time.perf_counter() - started
         stack = LocalStack(settings)
-        with _environment({"FLOWFACTORY_PROJECT_DIR": str(root)}):
+        with _environment({"FLOWFACTORY_PROJECT_DIR": str(root)}), stack.client_environment():
             try:
                 started = time.perf_counter()
                 _start(stack, settings)
