@@ -92,13 +92,11 @@ def test_rendered_deployment(name: str) -> None:
     assert len(deployment["version"]) == 12
 
 
-def test_shipped_schedule() -> None:
-    """airport_stats also runs daily at 06:15 in New York time; the others have no schedule."""
+def test_shipped_pipelines_run_on_data_not_timers() -> None:
+    """No demo pipeline has a schedule: every one of them is started by its trigger."""
     rendered = deployments(render_prefect_yaml(load(REPO)))
-    assert rendered["airport_stats"]["schedules"] == [
-        {"cron": "15 6 * * *", "timezone": "America/New_York"}
-    ]
-    assert [n for n, d in rendered.items() if d["schedules"]] == ["airport_stats"]
+    assert [n for n, d in rendered.items() if d["schedules"]] == []
+    assert all(d["triggers"] for d in rendered.values())
 
 
 def test_version_changes_with_the_config(copy: Path) -> None:
