@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -330,8 +331,18 @@ def _months(value: str) -> list[int]:
     return months
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so that the stack's processes are stopped, not orphaned."""
+
+    def interrupt(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler shape
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _start_stack(stack: LocalStack, project: Project) -> None:
     """Server, deployments and one worker per work pool; the client points at the stack."""
+    _stop_on_sigterm()
     from flowfactory.deploy import deploy_project  # noqa: PLC0415
 
     settings = stack.settings

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         description="Module roots from which Python transforms may be imported.",
     )
     poll_seconds: float = Field(
-        default=0.5, gt=0, description="How often the local worker polls for runs."
+        default=1.0, gt=0, description="How often the local worker polls for runs."
     )
 
     @field_validator("allowed_modules", mode="before")

@@ -125,8 +125,11 @@ def _deployment_names(api_url: str) -> set[str]:
     return {d["name"] for d in response.json()}
 
 
-def test_up_serves_every_demo_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    """`up` starts a server in the state folder, deploys the demo, and Ctrl-C stops it all."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_up_serves_every_demo_deployment_and_stops_on_a_signal(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """`up` starts a server in the state folder, deploys the demo; Ctrl-C or TERM stops it all."""
     port = free_port()
     env = _isolated_env(tmp_path, port)
     process = subprocess.Popen(
@@ -152,7 +155,7 @@ def test_up_serves_every_demo_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> 
         api = f"http://127.0.0.1:{port}/api"
         assert _deployment_names(api) >= DEMO_PIPELINES
         assert (tmp_path / "state" / "prefect.db").exists()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
