@@ -1,6 +1,7 @@
 """Run the benchmarks, print one table of figures and ratios, write results/latest.json.
 
-Usage: .venv/bin/python benchmarks/run.py [--only load|run] [--load-repeats N] [--run-repeats K]
+Usage: .venv/bin/python benchmarks/run.py [--only load|run|events|mechanisms|diff]
+       [--load-repeats N] [--run-repeats K] [--diff-rows 1000000 10000000]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
+import bench_diff
 import bench_events
 import bench_load
 import bench_mechanisms
@@ -138,6 +140,45 @@ def _mechanism_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _diff_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    targets = result["targets"]
+    for size in result["sizes"].values():
+        n = size["rows"]
+        for method in ("flowfactory", "flowfactory-identical", "datacompy", "reladiff"):
+            figures = size.get(method)
+            if figures is None:
+                continue
+            if "error" in figures:
+                rows.append(
+                    ("diff", f"{method} {n:,} rows", "error", "", "", "", figures["error"][0])
+                )
+                continue
+            ratio, verdict = "", ""
+            if method in ("datacompy", "reladiff"):
+                ratio = f"{size[f'ratio_{method}']:.2f}x flowfactory"
+                met = size[f"ratio_{method}"] >= targets[method]
+                verdict = f">= {targets[method]:g}x: {'met' if met else 'MISSED'}"
+            elif method == "flowfactory-identical":
+                met = size["identical_rows_per_second"] >= targets["identical_rows_per_second"]
+                verdict = f">= 3M rows/s: {'met' if met else 'MISSED'}"
+            memory = (
+                f"peak {figures['peak_rss_mib']:,.0f} MiB (inputs {figures['rss_loaded_mib']:,.0f})"
+            )
+            rows.append(
+                (
+                    "diff",
+                    f"{method} {n:,} rows, {memory}",
+                    _s(figures["best"]),
+                    _s(figures["median"]),
+                    f"{n / figures['median'] / 1e6:.2f} M rows/s",
+                    ratio,
+                    verdict,
+                )
+            )
+    return rows
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
 
@@ -181,12 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--only",
-        choices=["load", "run", "events", "mechanisms"],
+        choices=["load", "run", "events", "mechanisms", "diff"],
         help="run one benchmark only",
     )
     parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
     parser.add_argument("--load-repeats", type=int, default=7, help="N for bench_load (>= 5)")
     parser.add_argument("--run-repeats", type=int, default=7, help="K for bench_run (>= 5)")
+    parser.add_argument(
+        "--diff-rows",
+        type=int,
+        nargs="+",
+        default=[1_000_000, 10_000_000],
+        help="table sizes for bench_diff",
+    )
+    parser.add_argument("--diff-no-peers", action="store_true", help="bench_diff: flowfactory only")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
 
@@ -205,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "mechanisms"):
         results["mechanisms"] = bench_mechanisms.run()
         rows += _mechanism_rows(results["mechanisms"])
+    if args.only in (None, "diff"):
+        results["diff"] = bench_diff.run(sizes=tuple(args.diff_rows), peers=not args.diff_no_peers)
+        rows += _diff_rows(results["diff"])
     results["environment"] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),

@@ -279,6 +279,62 @@ def emit(
         typer.echo(f"inputs ready: {state.pipeline}{scope}")
 
 
+@app.command()
+@_report_errors
+def canary(
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    partition: Annotated[
+        str | None, typer.Option(help="Sample one partition only, e.g. year=2013/month=1.")
+    ] = None,
+) -> None:
+    """Run v1 and candidate v2 of a pipeline on a sample, diff them, promote v2 if they agree."""
+    from flowfactory.canary import run_canary_now  # noqa: PLC0415
+    from flowfactory.datasets import Partition  # noqa: PLC0415
+
+    if partition is not None:
+        try:
+            Partition.parse(partition)
+        except ValueError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from None
+    settings = get_settings()
+    _require_api(settings)
+    promoted, text = run_canary_now(name, partition, settings)
+    typer.echo(text)
+    if not promoted:
+        raise typer.Exit(1)
+
+
+def _change_live(name: str, version: str, by: str) -> None:
+    from flowfactory.canary import change_live_version  # noqa: PLC0415
+
+    if version not in ("v1", "v2"):
+        _err(f"error: unknown version {version!r}: use v1 (the transform) or v2 (the candidate)")
+        raise typer.Exit(2)
+    before, after, sent = change_live_version(name, version, get_settings(), by=by)
+    change = "unchanged" if before.version == after.version else f"was {before.version}"
+    typer.echo(f"{name}: {after.version} is live ({change})")
+    if not sent:
+        typer.echo("note: no Prefect API answered; the change holds, but no event was sent")
+
+
+@app.command()
+@_report_errors
+def promote(
+    name: Annotated[str, typer.Argument(help="Pipeline name.")],
+    version: Annotated[str, typer.Argument(help="v1 (the transform) or v2 (the candidate).")],
+) -> None:
+    """Make a version of a pipeline live for production runs, without a redeploy."""
+    _change_live(name, version, "flowfactory promote")
+
+
+@app.command()
+@_report_errors
+def rollback(name: Annotated[str, typer.Argument(help="Pipeline name.")]) -> None:
+    """Return a pipeline's production runs to v1 (its `transform:`)."""
+    _change_live(name, "v1", "flowfactory rollback")
+
+
 class GraphFormat(StrEnum):
     """Lineage drawing formats."""
 

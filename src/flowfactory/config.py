@@ -438,6 +438,9 @@ class Sla(_Model):
 
 SINGLE_SOURCE_NAME: Final = "source"
 
+# Below the transform models it builds on; the package imports this module first.
+from flowfactory.canary_config import CanaryConfig  # noqa: E402
+
 
 class PipelineConfig(_Model):
     """One pipeline: where its data comes from, what is done to it, where it goes, and when."""
@@ -470,6 +473,9 @@ class PipelineConfig(_Model):
     retries: Retries = Field(default_factory=Retries)
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
+    )
+    canary: CanaryConfig | None = Field(
+        default=None, description="A candidate transform, checked by `flowfactory canary`."
     )
 
     @model_validator(mode="after")

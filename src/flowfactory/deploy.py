@@ -91,7 +91,10 @@ def deployment_spec(
 def project_specs(project: Project, *, project_name: str = DEFAULT_PROJECT) -> list[DeploymentSpec]:
     """Every deployment of a project: one per pipeline, then flowfactory's own, by name."""
     pipelines = sorted(
-        (deployment_spec(p, project_name=project_name) for p in project.pipelines),
+        [
+            *(deployment_spec(p, project_name=project_name) for p in project.pipelines),
+            *_canary_specs(project, project_name),
+        ],
         key=lambda spec: spec.name,
     )
     pools = sorted({spec.work_pool for spec in pipelines})
@@ -104,6 +107,21 @@ def project_specs(project: Project, *, project_name: str = DEFAULT_PROJECT) -> l
         version=version,
     )
     return [*pipelines, *system]
+
+
+def _canary_specs(project: Project, project_name: str) -> list[DeploymentSpec]:
+    """A canary deployment for each pipeline with a candidate transform."""
+    from flowfactory.canary import canary_deployment_spec  # noqa: PLC0415 - keeps imports light
+
+    specs = (
+        canary_deployment_spec(
+            p,
+            tags=[MANAGED_TAG, project_tag(project_name)],
+            version=config_version(p),
+        )
+        for p in project.pipelines
+    )
+    return [spec for spec in specs if spec is not None]
 
 
 _PLAIN_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")

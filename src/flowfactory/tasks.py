@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flowfactory import events, scheduling
+from flowfactory.canary import live_pipeline
 from flowfactory.config import DatasetSource, FileSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
@@ -139,7 +140,8 @@ def run_pipeline(
     settings = settings or get_settings()
     logger = get_run_logger()
     try:
-        pipeline = find_pipeline(name, settings)
+        # The version promoted by a canary (v2) when there is one; otherwise the file's transform.
+        pipeline = live_pipeline(find_pipeline(name, settings), DataRoot(settings.data_root_url))
         function = resolve_transform(pipeline, settings)
     except ConfigError as exc:
         for problem in exc.problems:

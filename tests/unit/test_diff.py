@@ -217,3 +217,20 @@ def test_samples_are_capped() -> None:
 def test_no_keys_is_an_error() -> None:
     with pytest.raises(DiffError):
         diff_frames(_v1(), _v1(), [])
+
+
+def test_same_duplicates_on_both_sides_are_still_reported() -> None:
+    v1 = pl.concat([_v1(10), _v1(10).filter(pl.col("id") == 3)])
+    report = diff_frames(v1, v1.reverse(), ["id"])
+    assert (report.duplicate_keys_v1, report.duplicate_keys_v2) == (1, 1)
+    assert report.verdict is Verdict.failed
+    assert report.rows_in_both == 11
+
+
+def test_changed_values_with_one_row_swapped_for_another() -> None:
+    """Same height, different key sets: the join path still counts values and rows."""
+    v1 = _v1()
+    v2 = _set(_set(v1, "id", 10, 10_000), "label", 20, "changed")
+    report = diff_frames(v1, v2, ["id"])
+    assert (report.rows_only_v1, report.rows_only_v2) == (1, 1)
+    assert [(c.column, c.unequal) for c in report.differing_columns] == [("label", 1)]
