@@ -227,13 +227,14 @@ def _check_config(pipeline: PipelineFile) -> tuple[CanaryConfig, list[str]]:
         raise CanaryError(
             f"pipeline {pipeline.name!r} has no `canary:` section; add a candidate to run one"
         )
-    key = canary.key or pipeline.config.destination.key
+    key = canary.match_on or pipeline.config.destination.key
     if not key:
         raise ConfigError(
             [
                 pipeline.problem(
                     ("canary",),
-                    "a canary matches v1 and v2 rows on a key: set destination.key or canary.key",
+                    "a canary matches v1 and v2 rows on a key: "
+                    "set destination.key or canary.match_on",
                     key=True,
                 )
             ]
@@ -295,7 +296,7 @@ def compare_outputs(pipeline: PipelineFile, root: DataRoot, area: str) -> DiffRe
     if missing_key:
         problems.append(
             pipeline.problem(
-                ("canary", "key") if canary.key else ("destination", "key"),
+                ("canary", "match_on") if canary.match_on else ("destination", "key"),
                 f"key column(s) {', '.join(missing_key)} not in the output",
             )
         )
@@ -349,23 +350,23 @@ def _artifact_key(pipeline: str, suffix: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"canary-{pipeline}-{suffix}".lower())
 
 
-def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
+async def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
     """Artifacts for the UI, the report next to the outputs, and the verdict event."""
     from prefect.artifacts import (  # noqa: PLC0415 - Prefect loads only inside runs
-        create_markdown_artifact,
-        create_table_artifact,
+        acreate_markdown_artifact,
+        acreate_table_artifact,
     )
 
     text = outcome.markdown()
     root.put_atomic(f"{area}/report.md", text.encode())
     root.put_atomic(_area(outcome.pipeline, _LATEST_REPORT), text.encode())
-    create_markdown_artifact(
+    await acreate_markdown_artifact(
         markdown=text,
         key=_artifact_key(outcome.pipeline, "summary"),
         description=f"Canary of {outcome.pipeline}: {outcome.verdict.value}",
     )
     rows = outcome.report.differing_rows() if outcome.report else []
-    create_table_artifact(
+    await acreate_table_artifact(
         table=rows or [{"kind": "none", "detail": "no differing rows in the sample"}],
         key=_artifact_key(outcome.pipeline, "differences"),
         description=f"Differing rows of v1 and v2 of {outcome.pipeline} (capped sample)",
@@ -503,7 +504,7 @@ async def canary_run(
             outcome = CanaryOutcome(
                 name, verdict, report, spec.describe(), rows_in, message=message
             )
-            _publish(outcome, root, area)
+            await _publish(outcome, root, area)
             approved, why = await _approved(name, canary)
         else:
             approved, why = True, "promote: auto"
@@ -518,7 +519,7 @@ async def canary_run(
     else:
         message = f"{verdict.value}; production is unchanged. {message}"
     outcome = CanaryOutcome(name, verdict, report, spec.describe(), rows_in, promoted, message)
-    _publish(outcome, root, area)
+    await _publish(outcome, root, area)
     logger.info("%s", outcome.markdown())
     if verdict is Verdict.passed and promoted:
         return Completed(name="Promoted", message=message)

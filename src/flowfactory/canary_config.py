@@ -3,7 +3,7 @@
 ```yaml
 canary:
   candidate: {python: transforms.flights:flight_delays}   # or {sql: ...}; v2 of `transform:`
-  sample: {keys: [origin, year, month, day, hour], fraction: 0.2}
+  sample: {key: [origin, year, month, day, hour], fraction: 0.2}
   tolerance: {abs: 1.0e-9, rel: 1.0e-9, columns: {mean_dep_delay: {abs: 0.001}}}
   promote: auto                                            # or manual: approve in the UI
 ```
@@ -26,7 +26,7 @@ __all__ = ["CanaryConfig", "CanarySample", "CanaryTolerance", "ColumnTolerance"]
 class CanarySample(_Model):
     """Which input rows both versions run on: a key-hashed fraction, stratified if asked."""
 
-    keys: list[ColumnName] = Field(
+    key: list[ColumnName] = Field(
         min_length=1,
         description="Input columns to sample by (the grain of the output); every input that "
         "has them is sampled on the same keys, the others are read whole.",
@@ -50,15 +50,15 @@ class CanarySample(_Model):
             raise FieldValueError(
                 ("fraction",), "a sample needs `fraction:`, or `stratify:` with `per_stratum:`"
             )
-        repeated = sorted({k for k in self.keys if self.keys.count(k) > 1})
+        repeated = sorted({k for k in self.key if self.key.count(k) > 1})
         if repeated:
-            raise FieldValueError(("keys",), f"column listed twice: {', '.join(repeated)}")
+            raise FieldValueError(("key",), f"column listed twice: {', '.join(repeated)}")
         return self
 
     def spec(self) -> SampleSpec:
         """The sampling library's view of this section."""
         return SampleSpec(
-            keys=tuple(self.keys),
+            keys=tuple(self.key),
             fraction=self.fraction,
             stratify=self.stratify,
             per_stratum=self.per_stratum,
@@ -89,7 +89,7 @@ class CanaryConfig(_Model):
     candidate: Transform = Field(description="v2: the same models as `transform:`.")
     sample: CanarySample
     tolerance: CanaryTolerance = Field(default_factory=CanaryTolerance)
-    key: list[ColumnName] | None = Field(
+    match_on: list[ColumnName] | None = Field(
         default=None,
         description="Output columns that match rows of v1 and v2; default destination.key.",
     )
@@ -105,10 +105,10 @@ class CanaryConfig(_Model):
 
     @model_validator(mode="after")
     def _key_columns_once(self) -> CanaryConfig:
-        if self.key is not None:
-            repeated = sorted({k for k in self.key if self.key.count(k) > 1})
+        if self.match_on is not None:
+            repeated = sorted({k for k in self.match_on if self.match_on.count(k) > 1})
             if repeated:
-                raise FieldValueError(("key",), f"column listed twice: {', '.join(repeated)}")
-            if not self.key:
-                raise FieldValueError(("key",), "`key:` is empty")
+                raise FieldValueError(("match_on",), f"column listed twice: {', '.join(repeated)}")
+            if not self.match_on:
+                raise FieldValueError(("match_on",), "`match_on:` is empty")
         return self

@@ -1,0 +1,141 @@
+"""The canary on a real server: an equivalent rewrite passes, is promoted, used and rolled back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.helpers import REPO, write_project
+
+from flowfactory.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+FLOWFACTORY = str(Path(sys.executable).with_name("flowfactory"))
+ROWS = "\n".join(f"{i},{['AU', 'US', 'GB'][i % 3]},{i * 0.5}" for i in range(400))
+SQL_PIPELINE = """\
+name: totals
+source: {path: landing/sales.csv}
+transform:
+  sql: SELECT id, country, amount * 2 AS doubled FROM source
+destination: {dataset: totals, key: [id]}
+canary:
+  candidate: {python: transforms.sales:doubled}
+  sample: {key: [id], fraction: 0.25}
+  tolerance: {abs: 1.0e-9}
+"""
+# The candidate notes each call in the file CANARY_MARK names, so the test can see which
+# version a production run used.
+TRANSFORMS = """\
+import os
+from pathlib import Path
+
+import polars as pl
+
+
+def doubled(source: pl.LazyFrame) -> pl.LazyFrame:
+    mark = os.environ.get("CANARY_MARK")
+    if mark:
+        with Path(mark).open("a") as handle:
+            handle.write("v2\\n")
+    return source.select("id", "country", (pl.col("amount") * FACTOR).alias("doubled"))
+
+
+FACTOR = 2
+"""
+
+
+def _project(root: Path, factor: str = "2") -> Path:
+    write_project(
+        root,
+        {
+            "deployments/totals.yaml": SQL_PIPELINE,
+            "transforms/__init__.py": "",
+            "transforms/sales.py": TRANSFORMS.replace("FACTOR = 2", f"FACTOR = {factor}"),
+            "data/landing/sales.csv": "id,country,amount\n" + ROWS + "\n",
+        },
+    )
+    shutil.copy(REPO / "flows" / "canary.py", root / "flows" / "canary.py")
+    return root
+
+
+def _cli(args: list[str], root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FLOWFACTORY, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _env(root: Path, stack: LocalStack) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLOWFACTORY_")}
+    return {**clean, "PREFECT_API_URL": stack.api_url, "CANARY_MARK": str(root / "mark.txt")}
+
+
+def _live(root: Path) -> str:
+    return str(json.loads((root / "data/_canary/totals/live.json").read_text())["version"])
+
+
+def _artifact(stack: LocalStack, key: str) -> str:
+    response = httpx.post(
+        f"{stack.api_url}/artifacts/latest/filter",
+        json={"artifacts": {"key": {"any_": [key]}}},
+        timeout=10,
+    )
+    response.raise_for_status()
+    (artifact,) = response.json()
+    return str(artifact["data"])
+
+
+def test_equivalent_rewrite_passes_is_promoted_used_then_rolled_back(
+    tmp_path: Path, stack: LocalStack
+) -> None:
+    root = _project(tmp_path)
+    env = _env(root, stack)
+    mark = root / "mark.txt"
+
+    result = _cli(["canary", "totals"], root, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+    assert "no difference in" in result.stdout
+    assert _live(root) == "v2"
+    assert "PASSED" in _artifact(stack, "canary-totals-summary")
+    # Nothing went to the production dataset: only the canary area was written.
+    assert not (root / "data/totals").exists()
+
+    mark.unlink()
+    assert _cli(["run", "totals"], root, env).returncode == 0
+    assert mark.read_text() == "v2\n"  # production ran the candidate, without a redeploy
+
+    result = _cli(["rollback", "totals"], root, env)
+    assert result.returncode == 0, result.stderr
+    assert "v1 is live (was v2)" in result.stdout
+    assert _live(root) == "v1"
+    mark.unlink()
+    assert _cli(["run", "totals"], root, env).returncode == 0
+    assert not mark.exists()
+
+
+def test_a_changed_value_fails_readably_and_changes_nothing(
+    tmp_path: Path, stack: LocalStack
+) -> None:
+    root = _project(tmp_path, factor="2.0000001")
+    env = _env(root, stack)
+
+    result = _cli(["canary", "totals"], root, env)
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout
+    assert "column doubled:" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (root / "data/_canary/totals/live.json").exists()
+    assert "doubled" in _artifact(stack, "canary-totals-differences")
