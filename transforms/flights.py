@@ -36,3 +36,21 @@ def carrier_stats(flights: pl.LazyFrame, airlines: pl.LazyFrame) -> pl.LazyFrame
     )
     names = airlines.select(pl.col("carrier"), pl.col("name").alias("carrier_name"))
     return monthly.join(names, on="carrier", how="left")
+
+
+FLIGHT_HOUR = ["origin", "year", "month", "day", "hour"]
+
+
+def flight_delays(flights: pl.LazyFrame, weather: pl.LazyFrame) -> pl.LazyFrame:
+    """Hourly departure delays per origin with that hour's weather: the SQL of flight_delays."""
+    return (
+        flights.join(weather, on=FLIGHT_HOUR, how="inner")
+        .group_by(FLIGHT_HOUR)
+        .agg(
+            pl.len().cast(pl.Int64).alias("flights"),  # SQL count(*) is Int64
+            pl.col("dep_delay").mean().alias("mean_dep_delay"),
+            pl.col("wind_speed").max(),
+            pl.col("precip").max(),
+            pl.col("visib").min(),
+        )
+    )

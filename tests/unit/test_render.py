@@ -16,6 +16,8 @@ from flowfactory.loader import Project, load_project
 from flowfactory.settings import Settings
 
 SHIPPED = sorted(p.stem for p in (REPO / "deployments").glob("[!_]*.yaml"))
+# Pipelines with a canary candidate also get a `<name>-canary` deployment.
+CANARIES = ["flight_delays-canary"]
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +66,7 @@ def test_rendered_document() -> None:
     document = yaml.safe_load(text)
     assert list(document) == ["name", "prefect-version", "build", "push", "deployments"]
     assert (document["name"], document["build"], document["push"]) == ("flowfactory", None, None)
-    assert [d["name"] for d in document["deployments"]] == [*SHIPPED, *SYSTEM]
+    assert [d["name"] for d in document["deployments"]] == [*sorted(SHIPPED + CANARIES), *SYSTEM]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
