@@ -17,9 +17,9 @@ def _version_run_name() -> str:
 
 
 @flow(name="canary-version", flow_run_name=_version_run_name)
-async def canary_version(name: str, version: str, area: str) -> int:
+def canary_version(name: str, version: str, area: str) -> int:
     """Run version v1 (the transform) or v2 (the candidate) of NAME on the sampled inputs."""
-    return await version_run(name, version, area)
+    return version_run(name, version, area)
 
 
 def _run_name() -> str:
@@ -29,13 +29,12 @@ def _run_name() -> str:
 
 
 @flow(name="canary", flow_run_name=_run_name, log_prints=True)
-async def canary(name: str, partition: str | None = None) -> State[Any]:
+def canary(name: str, partition: str | None = None) -> State[Any]:
     """Compare v1 and v2 of pipeline NAME on a sample; promote v2 if they agree."""
-    return await canary_run(name, partition or None, canary_version)
+    return canary_run(name, partition or None, canary_version)
 
 
 if __name__ == "__main__":
-    import asyncio
     import sys
 
-    asyncio.run(canary(sys.argv[1]))
+    canary(sys.argv[1])

@@ -12,13 +12,14 @@ in the pipeline file changes afterwards, production falls back to v1 until a can
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
 import re
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
@@ -350,23 +351,23 @@ def _artifact_key(pipeline: str, suffix: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"canary-{pipeline}-{suffix}".lower())
 
 
-async def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
+def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
     """Artifacts for the UI, the report next to the outputs, and the verdict event."""
     from prefect.artifacts import (  # noqa: PLC0415 - Prefect loads only inside runs
-        acreate_markdown_artifact,
-        acreate_table_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
     )
 
     text = outcome.markdown()
     root.put_atomic(f"{area}/report.md", text.encode())
     root.put_atomic(_area(outcome.pipeline, _LATEST_REPORT), text.encode())
-    await acreate_markdown_artifact(
+    create_markdown_artifact(
         markdown=text,
         key=_artifact_key(outcome.pipeline, "summary"),
         description=f"Canary of {outcome.pipeline}: {outcome.verdict.value}",
     )
     rows = outcome.report.differing_rows() if outcome.report else []
-    await acreate_table_artifact(
+    create_table_artifact(
         table=rows or [{"kind": "none", "detail": "no differing rows in the sample"}],
         key=_artifact_key(outcome.pipeline, "differences"),
         description=f"Differing rows of v1 and v2 of {outcome.pipeline} (capped sample)",
@@ -415,26 +416,19 @@ def _flow_run_id() -> str:
     return str(flow_run.id) if flow_run.id else uuid.uuid4().hex
 
 
-async def version_run(name: str, version: str, area: str) -> int:
+def version_run(name: str, version: str, area: str) -> int:
     """Body of the per-version subflow: one transform over the sampled inputs."""
     settings = get_settings()
     pipeline = find_pipeline(name, settings)
     root = DataRoot(settings.data_root_url)
     if version not in VERSIONS:
         raise CanaryError(f"unknown version {version!r}")
-    return await asyncio.to_thread(
-        run_version,
-        pipeline,
-        version,  # type: ignore[arg-type]
-        root,
-        area,
-        settings,
-    )
+    return run_version(pipeline, version, root, area, settings)  # type: ignore[arg-type]
 
 
-async def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
+def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
     """Wait for a person to approve the promotion in the Prefect UI."""
-    from prefect.flow_runs import apause_flow_run  # noqa: PLC0415
+    from prefect.flow_runs import pause_flow_run  # noqa: PLC0415
     from prefect.input import RunInput  # noqa: PLC0415
 
     class Approval(RunInput):
@@ -448,7 +442,7 @@ async def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
         approve=False,
     )
     try:
-        answer = await apause_flow_run(
+        answer = pause_flow_run(
             wait_for_input=question,
             timeout=int(canary.approval_timeout.total_seconds()),
             poll_interval=2,
@@ -460,7 +454,7 @@ async def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
     return bool(answer.approve), ("approved" if answer.approve else "rejected") + note
 
 
-async def canary_run(
+def canary_run(
     name: str,
     partition: str | None,
     version_flow: Any,
@@ -480,11 +474,16 @@ async def canary_run(
     area = _area(name, "runs", run_id)
     spec = canary.sample.spec()
 
-    rows_in = await asyncio.to_thread(prepare_sample, pipeline, root, scope, area)
+    rows_in = prepare_sample(pipeline, root, scope, area)
     logger.info("sampled %s: %s", spec.describe(), rows_in)
-    states = await asyncio.gather(
-        *(version_flow(name, version, area, return_state=True) for version in VERSIONS)
-    )
+    # One thread per version, each with a copy of this run's context (so both are subflows of
+    # it): the two versions run at the same time.
+    with ThreadPoolExecutor(max_workers=len(VERSIONS)) as pool:
+        futures = [
+            pool.submit(copy_context().run, version_flow, name, version, area, return_state=True)
+            for version in VERSIONS
+        ]
+        states = [future.result() for future in futures]
     broken = {v: s for v, s in zip(VERSIONS, states, strict=True) if not s.is_completed()}
     report: DiffReport | None = None
     if "v1" in broken:
@@ -494,7 +493,7 @@ async def canary_run(
         verdict = Verdict.failed
         message = f"v2 did not complete on the sample: {broken['v2'].message}"
     else:
-        report = await asyncio.to_thread(compare_outputs, pipeline, root, area)
+        report = compare_outputs(pipeline, root, area)
         verdict = report.verdict
         message = "; ".join(report.reasons()) or report.certifies()
 
@@ -504,8 +503,8 @@ async def canary_run(
             outcome = CanaryOutcome(
                 name, verdict, report, spec.describe(), rows_in, message=message
             )
-            await _publish(outcome, root, area)
-            approved, why = await _approved(name, canary)
+            _publish(outcome, root, area)
+            approved, why = _approved(name, canary)
         else:
             approved, why = True, "promote: auto"
         if approved:
@@ -519,8 +518,8 @@ async def canary_run(
     else:
         message = f"{verdict.value}; production is unchanged. {message}"
     outcome = CanaryOutcome(name, verdict, report, spec.describe(), rows_in, promoted, message)
-    await _publish(outcome, root, area)
-    logger.info("%s", outcome.markdown())
+    _publish(outcome, root, area)
+    logger.info("canary of %s: %s", name, message)
     if verdict is Verdict.passed and promoted:
         return Completed(name="Promoted", message=message)
     if verdict is Verdict.passed:
@@ -579,11 +578,8 @@ def run_canary_now(name: str, partition: str | None, settings: Settings) -> tupl
     canary_flow: Flow[..., Any] = load_flow_from_entrypoint(
         str(settings.project_dir / CANARY_ENTRYPOINT)
     )
-    # Flow.__call__'s overloads do not cover an async flow with return_state=True.
-    running = cast(
-        "Coroutine[Any, Any, State[Any]]", canary_flow(name, partition, return_state=True)
-    )
-    state = asyncio.run(running)
+    # Flow.__call__'s overloads do not cover return_state=True.
+    state = cast("State[Any]", canary_flow(name, partition, return_state=True))
     text = latest_report(name, DataRoot(settings.data_root_url)) or ""
     summary = f"{name}: canary {state.name}: {state.message or ''}".rstrip(": ")
     return state.is_completed(), f"{text}\n{summary}" if text else summary
