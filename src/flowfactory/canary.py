@@ -351,7 +351,7 @@ def _artifact_key(pipeline: str, suffix: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"canary-{pipeline}-{suffix}".lower())
 
 
-def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
+def _publish(outcome: CanaryOutcome, root: DataRoot, area: str, *, emit: bool = True) -> None:
     """Artifacts for the UI, the report next to the outputs, and the verdict event."""
     from prefect.artifacts import (  # noqa: PLC0415 - Prefect loads only inside runs
         create_markdown_artifact,
@@ -372,6 +372,11 @@ def _publish(outcome: CanaryOutcome, root: DataRoot, area: str) -> None:
         key=_artifact_key(outcome.pipeline, "differences"),
         description=f"Differing rows of v1 and v2 of {outcome.pipeline} (capped sample)",
     )
+    if emit:
+        _emit_verdict(outcome)
+
+
+def _emit_verdict(outcome: CanaryOutcome) -> None:
     report = outcome.report
     payload: dict[str, object] = {
         "versions": list(VERSIONS),
@@ -454,6 +459,30 @@ def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
     return bool(answer.approve), ("approved" if answer.approve else "rejected") + note
 
 
+def _run_and_compare(
+    pipeline: PipelineFile, root: DataRoot, area: str, version_flow: Any
+) -> tuple[Verdict, DiffReport | None, str]:
+    """Both versions as subflows at the same time, then the diff of their outputs."""
+    # One thread per version, each with a copy of this run's context (so both are subflows of
+    # it): the two versions run at the same time.
+    with ThreadPoolExecutor(max_workers=len(VERSIONS)) as pool:
+        futures = [
+            pool.submit(
+                copy_context().run, version_flow, pipeline.name, version, area, return_state=True
+            )
+            for version in VERSIONS
+        ]
+        states = [future.result() for future in futures]
+    broken = {v: s for v, s in zip(VERSIONS, states, strict=True) if not s.is_completed()}
+    if "v1" in broken:
+        message = f"v1 did not complete on the sample ({broken['v1'].message}); nothing to compare"
+        return Verdict.inconclusive, None, message
+    if "v2" in broken:
+        return Verdict.failed, None, f"v2 did not complete on the sample: {broken['v2'].message}"
+    report = compare_outputs(pipeline, root, area)
+    return report.verdict, report, "; ".join(report.reasons()) or report.certifies()
+
+
 def canary_run(
     name: str,
     partition: str | None,
@@ -476,34 +505,18 @@ def canary_run(
 
     rows_in = prepare_sample(pipeline, root, scope, area)
     logger.info("sampled %s: %s", spec.describe(), rows_in)
-    # One thread per version, each with a copy of this run's context (so both are subflows of
-    # it): the two versions run at the same time.
-    with ThreadPoolExecutor(max_workers=len(VERSIONS)) as pool:
-        futures = [
-            pool.submit(copy_context().run, version_flow, name, version, area, return_state=True)
-            for version in VERSIONS
-        ]
-        states = [future.result() for future in futures]
-    broken = {v: s for v, s in zip(VERSIONS, states, strict=True) if not s.is_completed()}
-    report: DiffReport | None = None
-    if "v1" in broken:
-        verdict = Verdict.inconclusive
-        message = f"v1 did not complete on the sample ({broken['v1'].message}); nothing to compare"
-    elif "v2" in broken:
-        verdict = Verdict.failed
-        message = f"v2 did not complete on the sample: {broken['v2'].message}"
-    else:
-        report = compare_outputs(pipeline, root, area)
-        verdict = report.verdict
-        message = "; ".join(report.reasons()) or report.certifies()
+    verdict, report, message = _run_and_compare(pipeline, root, area, version_flow)
 
     promoted = False
+    announced = False
     if verdict is Verdict.passed:
         if canary.promote == "manual":
             outcome = CanaryOutcome(
                 name, verdict, report, spec.describe(), rows_in, message=message
             )
+            # The verdict is out (event and artifacts) while the run waits for a person.
             _publish(outcome, root, area)
+            announced = True
             approved, why = _approved(name, canary)
         else:
             approved, why = True, "promote: auto"
@@ -518,7 +531,7 @@ def canary_run(
     else:
         message = f"{verdict.value}; production is unchanged. {message}"
     outcome = CanaryOutcome(name, verdict, report, spec.describe(), rows_in, promoted, message)
-    _publish(outcome, root, area)
+    _publish(outcome, root, area, emit=not announced)
     logger.info("canary of %s: %s", name, message)
     if verdict is Verdict.passed and promoted:
         return Completed(name="Promoted", message=message)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,72 @@ def test_a_changed_value_fails_readably_and_changes_nothing(
     assert "Traceback" not in result.stdout + result.stderr
     assert not (root / "data/_canary/totals/live.json").exists()
     assert "doubled" in _artifact(stack, "canary-totals-differences")
+
+
+def _paused_canary_runs(stack: LocalStack) -> list[str]:
+    response = httpx.post(
+        f"{stack.api_url}/flow_runs/filter",
+        json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [run["id"] for run in response.json() if run["name"].startswith("canary-manual")]
+
+
+def _events(stack: LocalStack, prefix: str, resource: str) -> list[str]:
+    response = httpx.post(
+        f"{stack.api_url}/events/filter",
+        json={
+            "filter": {"event": {"prefix": [prefix]}, "resource": {"id": [resource]}},
+            "limit": 50,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [event["event"] for event in response.json()["events"]]
+
+
+def test_manual_promotion_waits_for_approval_in_the_ui(tmp_path: Path, stack: LocalStack) -> None:
+    from prefect.flow_runs import resume_flow_run  # noqa: PLC0415
+
+    root = _project(tmp_path)
+    pipeline = root / "deployments/totals.yaml"
+    pipeline.write_text(
+        pipeline.read_text().replace("name: totals", "name: manual")
+        + "  promote: manual\n  approval_timeout: 2m\n"
+    )
+    env = _env(root, stack)
+    process = subprocess.Popen(
+        [FLOWFACTORY, "canary", "manual"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        paused: list[str] = []
+        for _ in range(120):
+            paused = _paused_canary_runs(stack)
+            if paused or process.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert paused, process.communicate(timeout=10)
+        # Nothing is live before the approval.
+        assert not (root / "data/_canary/manual/live.json").exists()
+        resume_flow_run(paused[0], run_input={"approve": True, "note": "looks right"})
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stdout + stderr
+    assert "approved: looks right" in stdout
+    assert json.loads((root / "data/_canary/manual/live.json").read_text())["version"] == "v2"
+    seen: list[str] = []
+    for _ in range(40):
+        seen = _events(stack, "canary.", "pipeline.manual") + _events(
+            stack, "pipeline.promoted", "pipeline.manual"
+        )
+        if len(seen) >= 2:
+            break
+        time.sleep(0.5)
+    assert sorted(set(seen)) == ["canary.passed", "pipeline.promoted"]
