@@ -168,6 +168,15 @@ def run(
                 theirs = size.get(method, {}).get("median")
                 if ours and theirs:
                     size[f"ratio_{method}"] = theirs / ours
+            ours_found = size["flowfactory"].get("found", {})
+            for method in ("datacompy", "reladiff"):
+                theirs_found = size.get(method, {}).get("found")
+                if theirs_found is not None:
+                    same_rows = theirs_found["rows_changed"] == ours_found.get("rows_changed")
+                    same_columns = theirs_found.get("per_column", ours_found.get("per_column"))
+                    size[f"agrees_{method}"] = same_rows and same_columns == ours_found.get(
+                        "per_column"
+                    )
             identical = size["flowfactory-identical"].get("median")
             if identical:
                 size["identical_rows_per_second"] = rows / identical

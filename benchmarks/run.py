@@ -158,7 +158,8 @@ def _diff_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
             if method in ("datacompy", "reladiff"):
                 ratio = f"{size[f'ratio_{method}']:.2f}x flowfactory"
                 met = size[f"ratio_{method}"] >= targets[method]
-                verdict = f">= {targets[method]:g}x: {'met' if met else 'MISSED'}"
+                agrees = "same counts" if size.get(f"agrees_{method}") else "COUNTS DIFFER"
+                verdict = f">= {targets[method]:g}x: {'met' if met else 'MISSED'}; {agrees}"
             elif method == "flowfactory-identical":
                 met = size["identical_rows_per_second"] >= targets["identical_rows_per_second"]
                 verdict = f">= 3M rows/s: {'met' if met else 'MISSED'}"
