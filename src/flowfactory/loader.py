@@ -96,11 +96,16 @@ def _merge_defaults(defaults: object, data: object) -> object:
     return merged
 
 
+_CANARY_MODULE: Final = "flowfactory.canary_config"  # its models sit in config's namespace
+
+
 def _model_fields() -> dict[type[BaseModel], frozenset[str]]:
     models = [
         obj
         for obj in vars(cfg).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == cfg.__name__
+        if isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and obj.__module__ in (cfg.__name__, _CANARY_MODULE)
     ]
     return {m: frozenset(m.model_fields) for m in models}
 
@@ -119,12 +124,15 @@ _PLACES: Final = {
     "Destination": "under `destination:`",
     "Schedule": "under `schedule:`",
     "Retries": "under `retries:`",
+    "CanaryConfig": "under `canary:`",
+    "CanarySample": "under `sample:` of `canary:`",
 }
 _SECTIONS: Final = {
     "transform": "SqlTransform",
     "destination": "Destination",
     "schedule": "Schedule",
     "retries": "Retries",
+    "canary": "CanaryConfig",
 }
 
 
@@ -134,6 +142,8 @@ def _place(parent: FieldPath) -> str | None:
         return _PLACES["PipelineConfig"]
     if parent[0] in ("source", "sources"):
         return _PLACES["CsvOptions" if "csv" in parent else "FileSource"]
+    if tuple(parent[:2]) == ("canary", "sample"):
+        return _PLACES["CanarySample"]
     model = _SECTIONS.get(str(parent[0]))
     return _PLACES[model] if model else None
 

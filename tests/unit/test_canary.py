@@ -257,3 +257,29 @@ def test_the_demo_candidate_is_equivalent_on_real_data(tmp_path: Path) -> None:
     report = compare_outputs(pipeline, root, area)
     assert report.verdict is Verdict.passed, report.markdown()
     assert report.rows_in_both > 100
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  sampel: {key: [id], fraction: 0.1}\n", "unknown key 'sampel'; did you mean 'sample'?"),
+        (
+            "  sample: {key: [id], fraction: 0.1}\n  sample_rows: 5\n  keys: [id]\n",
+            "unknown key 'keys'; did you mean 'key'?",
+        ),
+        (
+            "  sample: {key: [id], fraction: 0.1, promote: auto}\n",
+            "unknown key 'promote'; it belongs under `canary:`",
+        ),
+    ],
+)
+def test_misplaced_canary_keys_get_hints(project: Settings, text: str, expected: str) -> None:
+    package = project.allowed_modules[0]
+    pipeline = PIPELINE.split("canary:", maxsplit=1)[0] + (
+        f"canary:\n  candidate: {{python: {package}.sales:doubled}}\n" + text
+    )
+    (project.deployments_dir / "totals.yaml").write_text(pipeline)
+    with pytest.raises(ConfigError) as caught:
+        load_project(project.deployments_dir, project)
+    messages = [p.message for p in caught.value.problems]
+    assert any(expected in m for m in messages), messages
