@@ -31,7 +31,13 @@ from flowfactory.canary_config import CanaryConfig
 from flowfactory.config import PythonTransform, SqlTransform
 from flowfactory.datasets import DataRoot, Partition
 from flowfactory.diff import DiffReport, Verdict, diff_frames
-from flowfactory.engine import apply_transform, find_pipeline, read_source, resolve_transform
+from flowfactory.engine import (
+    apply_transform,
+    check_plan,
+    find_pipeline,
+    read_source,
+    resolve_transform,
+)
 from flowfactory.errors import ConfigError, FlowfactoryError
 from flowfactory.loader import PipelineFile, Project
 from flowfactory.sampling import SamplingError, sample_inputs
@@ -52,6 +58,7 @@ __all__ = [
     "canary_deployment_spec",
     "canary_run",
     "change_live_version",
+    "check_versions",
     "latest_report",
     "live_pipeline",
     "live_version",
@@ -263,17 +270,46 @@ def prepare_sample(
     return rows
 
 
+def _at_candidate(pipeline: PipelineFile, error: ConfigError) -> ConfigError:
+    """A transform error of v2, positioned at the candidate instead of at `transform:`."""
+    canary = pipeline.config.canary
+    kind = "python" if canary and isinstance(canary.candidate, PythonTransform) else "sql"
+    return ConfigError(
+        [
+            pipeline.problem(("canary", "candidate", kind), p.message)
+            if p.field.startswith("transform")
+            else p
+            for p in error.problems
+        ]
+    )
+
+
+def check_versions(
+    pipeline: PipelineFile, root: DataRoot, scope: Partition | None, settings: Settings
+) -> None:
+    """Resolve both versions' plans on the inputs' schemas: mistakes surface before a run."""
+    for version in VERSIONS:
+        versioned = version_pipeline(pipeline, version)
+        try:
+            check_plan(versioned, root, scope, resolve_transform(versioned, settings))
+        except ConfigError as exc:
+            raise (_at_candidate(pipeline, exc) if version == "v2" else exc) from None
+
+
 def run_version(
     pipeline: PipelineFile, version: Version, root: DataRoot, area: str, settings: Settings
 ) -> int:
     """Run one version's transform on the sampled inputs; write its output; return its rows."""
     versioned = version_pipeline(pipeline, version)
-    function = resolve_transform(versioned, settings)
     frames = {
         table: _read_parquet(root, f"{area}/input/{table}.parquet").lazy()
         for table in pipeline.config.inputs
     }
-    output = apply_transform(versioned, frames, function).collect()
+    try:
+        function = resolve_transform(versioned, settings)
+        output = apply_transform(versioned, frames, function).collect()
+    except ConfigError as exc:
+        raise (_at_candidate(pipeline, exc) if version == "v2" else exc) from None
     _write_parquet(root, f"{area}/{version}/output.parquet", output)
     return output.height
 
@@ -586,8 +622,8 @@ def run_canary_now(name: str, partition: str | None, settings: Settings) -> tupl
 
     pipeline = find_pipeline(name, settings)
     _check_config(pipeline)
-    if partition:
-        Partition.parse(partition)  # a ValueError names the expected form
+    scope = Partition.parse(partition) if partition else None
+    check_versions(pipeline, DataRoot(settings.data_root_url), scope, settings)
     canary_flow: Flow[..., Any] = load_flow_from_entrypoint(
         str(settings.project_dir / CANARY_ENTRYPOINT)
     )

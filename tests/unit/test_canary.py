@@ -13,6 +13,7 @@ from tests.helpers import REPO
 
 from flowfactory.canary import (
     CanaryError,
+    check_versions,
     compare_outputs,
     live_pipeline,
     live_version,
@@ -283,3 +284,20 @@ def test_misplaced_canary_keys_get_hints(project: Settings, text: str, expected:
         load_project(project.deployments_dir, project)
     messages = [p.message for p in caught.value.problems]
     assert any(expected in m for m in messages), messages
+
+
+def test_a_broken_candidate_is_reported_at_the_candidate(project: Settings) -> None:
+    path = project.deployments_dir / "totals.yaml"
+    package = project.allowed_modules[0]
+    path.write_text(
+        path.read_text().replace(
+            f"candidate: {{python: {package}.sales:doubled}}",
+            "candidate: {sql: 'SELECT id, no_such_column FROM source'}",
+        )
+    )
+    pipeline = find_pipeline("totals", project)
+    with pytest.raises(ConfigError) as caught:
+        check_versions(pipeline, DataRoot(project.data_root_url), None, project)
+    (problem,) = caught.value.problems
+    assert problem.field == "canary.candidate.sql"
+    assert (problem.line, "no_such_column" in problem.message) == (7, True)

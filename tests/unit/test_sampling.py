@@ -140,3 +140,14 @@ def test_bad_specs_are_refused() -> None:
         sample(floats, SampleSpec(keys=("x",), fraction=0.1))
     with pytest.raises(SamplingError, match="no input has"):
         sample_inputs({"t": _ids()}, SampleSpec(keys=("nope",), fraction=0.1))
+
+
+def test_stratified_inputs_keep_the_keys_chosen_on_the_stratified_one() -> None:
+    orders = _ids().rename({"id": "customer"})
+    items = pl.LazyFrame({"customer": pl.int_range(0, 100_000, eager=True).gather([0, 5, 5, 7])})
+    spec = SampleSpec(keys=("customer",), fraction=0.001, stratify="region", per_stratum=3)
+    frames, sampled = sample_inputs({"items": items, "orders": orders}, spec)
+    assert sampled == ["items", "orders"]
+    kept = set(frames["orders"].collect()["customer"])
+    assert len(kept) >= 7 * 3
+    assert set(frames["items"].collect()["customer"]) <= kept
