@@ -64,6 +64,7 @@ __all__ = [
     "live_version",
     "live_versions",
     "promote",
+    "prune_runs",
     "rollback",
     "run_canary_now",
     "version_pipeline",
@@ -82,6 +83,8 @@ PIPELINE_PROMOTED: Final = "pipeline.promoted"
 PIPELINE_ROLLED_BACK: Final = "pipeline.rolled-back"
 _LIVE_FILE: Final = "live.json"
 _LATEST_REPORT: Final = "latest.md"
+KEEP_RUNS: Final = 10
+_RUN_FOLDER: Final = re.compile(r"^\d{8}T\d{6}Z-")
 
 
 class CanaryError(FlowfactoryError, RuntimeError):
@@ -441,6 +444,22 @@ def _emit_verdict(outcome: CanaryOutcome) -> None:
     events.emit(name, events.pipeline_resource(outcome.pipeline), payload)
 
 
+def prune_runs(pipeline: str, root: DataRoot, keep: int = KEEP_RUNS) -> list[str]:
+    """Delete the sampled inputs and outputs of all but the ``keep`` latest canary runs."""
+    folder = root.dataset_dir(_area(pipeline, "runs"))
+    if not root.fs.exists(folder):
+        return []
+    runs = sorted(
+        path
+        for path in root.fs.ls(folder, detail=False)
+        if _RUN_FOLDER.match(path.rstrip("/").rsplit("/", 1)[-1])
+    )
+    gone = runs[:-keep] if keep else runs
+    for path in gone:
+        root.fs.rm(path, recursive=True)
+    return gone
+
+
 def latest_report(pipeline: str, root: DataRoot) -> str | None:
     """The markdown report of the pipeline's last canary, if one ran."""
     data = root.get(_area(pipeline, _LATEST_REPORT))
@@ -536,7 +555,9 @@ def canary_run(
     root = DataRoot(settings.data_root_url)
     scope = Partition.parse(partition) if partition else None
     run_id = _flow_run_id()
-    area = _area(name, "runs", run_id)
+    # Folders sort by start time, so that old runs can be pruned.
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    area = _area(name, "runs", f"{started}-{run_id}")
     spec = canary.sample.spec()
 
     rows_in = prepare_sample(pipeline, root, scope, area)
@@ -568,6 +589,7 @@ def canary_run(
         message = f"{verdict.value}; production is unchanged. {message}"
     outcome = CanaryOutcome(name, verdict, report, spec.describe(), rows_in, promoted, message)
     _publish(outcome, root, area, emit=not announced)
+    prune_runs(name, root)
     logger.info("canary of %s: %s", name, message)
     if verdict is Verdict.passed and promoted:
         return Completed(name="Promoted", message=message)

@@ -20,6 +20,7 @@ from flowfactory.canary import (
     live_versions,
     prepare_sample,
     promote,
+    prune_runs,
     rollback,
     run_version,
     version_pipeline,
@@ -301,3 +302,16 @@ def test_a_broken_candidate_is_reported_at_the_candidate(project: Settings) -> N
     (problem,) = caught.value.problems
     assert problem.field == "canary.candidate.sql"
     assert (problem.line, "no_such_column" in problem.message) == (7, True)
+
+
+def test_old_canary_runs_are_pruned(project: Settings) -> None:
+    root = DataRoot(project.data_root_url)
+    for day in range(1, 6):
+        root.put_atomic(f"_canary/totals/runs/202601{day:02d}T000000Z-run{day}/report.md", b"x")
+    root.put_atomic("_canary/totals/runs/not-a-run/keep.txt", b"x")
+    gone = prune_runs("totals", root, keep=2)
+    assert [g.rsplit("/", 1)[-1] for g in gone] == [
+        f"202601{d:02d}T000000Z-run{d}" for d in (1, 2, 3)
+    ]
+    left = sorted(p.name for p in (project.project_dir / "data/_canary/totals/runs").iterdir())
+    assert left == ["20260104T000000Z-run4", "20260105T000000Z-run5", "not-a-run"]
