@@ -38,7 +38,7 @@ from flowfactory.engine import (
     read_source,
     resolve_transform,
 )
-from flowfactory.errors import ConfigError, FlowfactoryError
+from flowfactory.errors import ConfigError, FlowfactoryError, Problem
 from flowfactory.loader import PipelineFile, Project
 from flowfactory.sampling import SamplingError, sample_inputs
 from flowfactory.settings import Settings, get_settings
@@ -291,12 +291,18 @@ def check_versions(
     pipeline: PipelineFile, root: DataRoot, scope: Partition | None, settings: Settings
 ) -> None:
     """Resolve both versions' plans on the inputs' schemas: mistakes surface before a run."""
+    schemas: list[pl.Schema] = []
     for version in VERSIONS:
         versioned = version_pipeline(pipeline, version)
         try:
-            check_plan(versioned, root, scope, resolve_transform(versioned, settings))
+            schemas.append(
+                check_plan(versioned, root, scope, resolve_transform(versioned, settings))
+            )
         except ConfigError as exc:
             raise (_at_candidate(pipeline, exc) if version == "v2" else exc) from None
+    problems = _output_problems(pipeline, *schemas)
+    if problems:
+        raise ConfigError(problems)
 
 
 def run_version(
@@ -317,22 +323,31 @@ def run_version(
     return output.height
 
 
-def compare_outputs(pipeline: PipelineFile, root: DataRoot, area: str) -> DiffReport:
-    """Diff v2's output against v1's with the pipeline's key and tolerances."""
+def _output_problems(
+    pipeline: PipelineFile, v1: Mapping[str, pl.DataType], v2: Mapping[str, pl.DataType]
+) -> list[Problem]:
+    """Tolerances and keys that name columns the outputs lack, or tolerances on exact types."""
     canary, key = _check_config(pipeline)
-    v1 = _read_parquet(root, f"{area}/v1/output.parquet")
-    v2 = _read_parquet(root, f"{area}/v2/output.parquet")
-    tolerance = canary.tolerance
     problems = [
         pipeline.problem(
             ("canary", "tolerance", "columns", column),
-            f"no column {column!r} in the output (it has {', '.join(v1.columns)})",
+            f"no column {column!r} in the output (it has {', '.join(v1)})",
             key=True,
         )
-        for column in tolerance.columns
-        if column not in v1.columns and column not in v2.columns
+        for column in canary.tolerance.columns
+        if column not in v1 and column not in v2
     ]
-    missing_key = [k for k in key if k not in v1.columns and k not in v2.columns]
+    problems += [
+        pipeline.problem(
+            ("canary", "tolerance", "columns", column),
+            f"column {column!r} is {v1[column]}: tolerances apply to float columns only "
+            "(integers, text and dates compare exactly)",
+            key=True,
+        )
+        for column in canary.tolerance.columns
+        if column in v1 and not v1[column].is_float()
+    ]
+    missing_key = [k for k in key if k not in v1 and k not in v2]
     if missing_key:
         problems.append(
             pipeline.problem(
@@ -340,6 +355,16 @@ def compare_outputs(pipeline: PipelineFile, root: DataRoot, area: str) -> DiffRe
                 f"key column(s) {', '.join(missing_key)} not in the output",
             )
         )
+    return problems
+
+
+def compare_outputs(pipeline: PipelineFile, root: DataRoot, area: str) -> DiffReport:
+    """Diff v2's output against v1's with the pipeline's key and tolerances."""
+    canary, key = _check_config(pipeline)
+    v1 = _read_parquet(root, f"{area}/v1/output.parquet")
+    v2 = _read_parquet(root, f"{area}/v2/output.parquet")
+    tolerance = canary.tolerance
+    problems = _output_problems(pipeline, v1.schema, v2.schema)
     if problems:
         raise ConfigError(problems)
     return diff_frames(

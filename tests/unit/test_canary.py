@@ -315,3 +315,30 @@ def test_old_canary_runs_are_pruned(project: Settings) -> None:
     ]
     left = sorted(p.name for p in (project.project_dir / "data/_canary/totals/runs").iterdir())
     assert left == ["20260104T000000Z-run4", "20260105T000000Z-run5", "not-a-run"]
+
+
+def test_a_tolerance_on_a_text_column_is_refused(project: Settings) -> None:
+    _transforms(project, "2")
+    path = project.deployments_dir / "totals.yaml"
+    path.write_text(path.read_text().replace("columns: {doubled:", "columns: {country:"))
+    pipeline = find_pipeline("totals", project)
+    root = DataRoot(project.data_root_url)
+    area = "_canary/totals/runs/t"
+    prepare_sample(pipeline, root, None, area)
+    for version in ("v1", "v2"):
+        run_version(pipeline, version, root, area, project)
+    with pytest.raises(ConfigError, match="tolerances apply to float columns only"):
+        compare_outputs(pipeline, root, area)
+
+
+def test_output_mistakes_surface_before_a_run(project: Settings) -> None:
+    _transforms(project, "2")
+    path = project.deployments_dir / "totals.yaml"
+    path.write_text(path.read_text().replace("columns: {doubled:", "columns: {dubled:"))
+    pipeline = find_pipeline("totals", project)
+    with pytest.raises(ConfigError) as caught:
+        check_versions(pipeline, DataRoot(project.data_root_url), None, project)
+    (problem,) = caught.value.problems
+    assert problem.field == "canary.tolerance.columns.dubled"
+    assert "no column 'dubled' in the output" in problem.message
+    assert not (project.project_dir / "data/_canary").exists()
