@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import FlowRun
 from tests.helpers import REPO, write_project
+from tests.integration.conftest import project_settings
 
 from flowfactory.stack import LocalStack
 
@@ -209,3 +213,34 @@ def test_manual_promotion_waits_for_approval_in_the_ui(tmp_path: Path, stack: Lo
             break
         time.sleep(0.5)
     assert sorted(set(seen)) == ["canary.passed", "pipeline.promoted"]
+
+
+def test_the_canary_deployment_runs_on_the_worker(tmp_path: Path, stack: LocalStack) -> None:
+    """`deploy` registers `<name>-canary`; run from the API (as from the UI), it promotes v2."""
+    from prefect.deployments import run_deployment  # noqa: PLC0415
+
+    from flowfactory.deploy import deploy_project  # noqa: PLC0415
+    from flowfactory.loader import load_project  # noqa: PLC0415
+
+    name = "c" + uuid.uuid4().hex[:8]
+    root = _project(tmp_path)
+    pipeline = root / "deployments/totals.yaml"
+    pipeline.write_text(pipeline.read_text().replace("name: totals", f"name: {name}"))
+    shutil.copy(REPO / "flows" / "scheduling.py", root / "flows" / "scheduling.py")
+    settings = project_settings(root, stack)
+    report = asyncio.run(
+        deploy_project(load_project(settings.deployments_dir, settings), settings, prune=False)
+    )
+    assert f"{name}-canary" in report.deployed
+
+    async def run_from_the_api() -> FlowRun:
+        flow_run: FlowRun = await run_deployment(  # type: ignore[misc]
+            name=f"canary/{name}-canary", parameters={"name": name}, timeout=180, poll_interval=0.5
+        )
+        return flow_run
+
+    flow_run = asyncio.run(run_from_the_api())
+    assert flow_run.state is not None
+    assert (flow_run.state.type.value, flow_run.state.name) == ("COMPLETED", "Promoted")
+    live = json.loads((root / f"data/_canary/{name}/live.json").read_text())
+    assert live["version"] == "v2"
