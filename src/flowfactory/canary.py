@@ -256,19 +256,23 @@ def _check_config(pipeline: PipelineFile) -> tuple[CanaryConfig, list[str]]:
 def prepare_sample(
     pipeline: PipelineFile, root: DataRoot, scope: Partition | None, area: str
 ) -> dict[str, int]:
-    """Sample the inputs and write them to the canary area; return rows per input table."""
+    """Sample the inputs and write them to the canary area; return rows per sampled table.
+
+    Inputs without the sample key columns (reference tables) are copied whole and not counted.
+    """
     canary, _ = _check_config(pipeline)
     frames = {
         table: read_source(source, root, scope) for table, source in pipeline.config.inputs.items()
     }
     try:
-        sampled, _keyed = sample_inputs(frames, canary.sample.spec())
+        sampled, keyed = sample_inputs(frames, canary.sample.spec())
     except SamplingError as exc:
         raise ConfigError([pipeline.problem(("canary", "sample"), str(exc))]) from exc
     rows: dict[str, int] = {}
     for table, frame in sampled.items():
         collected = frame.collect()
-        rows[table] = collected.height
+        if table in keyed:
+            rows[table] = collected.height
         _write_parquet(root, f"{area}/input/{table}.parquet", collected)
     return rows
 
@@ -587,7 +591,11 @@ def canary_run(
 
     rows_in = prepare_sample(pipeline, root, scope, area)
     logger.info("sampled %s: %s", spec.describe(), rows_in)
-    verdict, report, message = _run_and_compare(pipeline, root, area, version_flow)
+    if not any(rows_in.values()):
+        verdict, report = Verdict.inconclusive, None
+        message = "the sample is empty: no input row has a key in it; nothing was compared"
+    else:
+        verdict, report, message = _run_and_compare(pipeline, root, area, version_flow)
 
     promoted = False
     announced = False

@@ -244,3 +244,18 @@ def test_the_canary_deployment_runs_on_the_worker(tmp_path: Path, stack: LocalSt
     assert (flow_run.state.type.value, flow_run.state.name) == ("COMPLETED", "Promoted")
     live = json.loads((root / f"data/_canary/{name}/live.json").read_text())
     assert live["version"] == "v2"
+
+
+def test_an_empty_sample_is_inconclusive(tmp_path: Path, stack: LocalStack) -> None:
+    root = _project(tmp_path)
+    pipeline = root / "deployments/totals.yaml"
+    pipeline.write_text(
+        pipeline.read_text()
+        .replace("name: totals", "name: empty")
+        .replace("fraction: 0.25", "fraction: 0.000001")
+    )
+    result = _cli(["canary", "empty"], root, _env(root, stack))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "INCONCLUSIVE" in result.stdout
+    assert "the sample is empty" in result.stdout
+    assert not (root / "data/_canary/empty/live.json").exists()
