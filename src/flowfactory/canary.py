@@ -517,6 +517,7 @@ def version_run(name: str, version: str, area: str) -> int:
 
 def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
     """Wait for a person to approve the promotion in the Prefect UI."""
+    from prefect.exceptions import FlowPauseTimeout  # noqa: PLC0415
     from prefect.flow_runs import pause_flow_run  # noqa: PLC0415
     from prefect.input import RunInput  # noqa: PLC0415
 
@@ -537,8 +538,8 @@ def _approved(pipeline: str, canary: CanaryConfig) -> tuple[bool, str]:
             poll_interval=2,
             key=f"canary-{pipeline}",
         )
-    except Exception as exc:  # noqa: BLE001 - a timeout or a cancelled pause: not approved
-        return False, f"no approval ({type(exc).__name__})"
+    except FlowPauseTimeout:
+        return False, f"no approval within {canary.approval_timeout}"
     note = f": {answer.note}" if answer.note else ""
     return bool(answer.approve), ("approved" if answer.approve else "rejected") + note
 
