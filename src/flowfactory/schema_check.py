@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 import polars as pl
 
-from flowfactory.compat import Change, Verdict, classify_against
+from flowfactory.compat import Change, Verdict, classify_against, frame_violations
 from flowfactory.config import DatasetSource, FileSource
 from flowfactory.contracts import (
     CONTRACTS_DIR,
@@ -40,8 +40,10 @@ from flowfactory.settings import Settings
 __all__ = [
     "CheckReport",
     "LockReport",
+    "OutputCheck",
     "PipelineCheck",
     "SchemaGraph",
+    "check_output",
     "check_project",
     "contract_path",
     "input_contract_path",
@@ -527,6 +529,92 @@ def check_project(
                 result = PipelineCheck(**{**result.__dict__, "caused_by": cause})
         results.append(result)
     return CheckReport(tuple(results), time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# Run time
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """A run's output against its locked contract, before anything is written."""
+
+    pipeline: str
+    dataset: str
+    contract: str
+    version: int
+    mode: str
+    changes: tuple[Change, ...]
+
+    @property
+    def breaking(self) -> list[Change]:
+        """The changes that refuse the write."""
+        return [c for c in self.changes if c.verdict is Verdict.breaking]
+
+    @property
+    def warnings(self) -> list[Change]:
+        """The changes that are written with a warning."""
+        return [c for c in self.changes if c.verdict is Verdict.warning]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the breaking changes."""
+        return list(dict.fromkeys(c.column for c in self.breaking))
+
+    def message(self) -> str:
+        """Why the write was refused, naming every column."""
+        changes = "; ".join(c.describe() for c in self.breaking)
+        return (
+            f"pipeline {self.pipeline!r}: the output breaks the contract of dataset "
+            f"{self.dataset!r} ({self.contract} v{self.version}, mode {self.mode}) in column(s) "
+            f"{', '.join(self.columns)}: {changes}. Nothing was written; fix the transform, or "
+            f"accept the change with `flowfactory schema lock {self.pipeline}`"
+        )
+
+    def payload(self) -> dict[str, object]:
+        """The payload of ``schema.incompatible``: the blocking changes."""
+        return {
+            "pipeline": self.pipeline,
+            "dataset": self.dataset,
+            "contract": self.contract,
+            "contract_version": self.version,
+            "mode": self.mode,
+            "columns": self.columns,
+            "changes": [
+                {
+                    "column": c.column,
+                    "kind": c.kind.name,
+                    "before": c.before,
+                    "after": c.after,
+                    "description": c.describe(),
+                }
+                for c in self.breaking
+            ],
+        }
+
+
+def check_output(
+    pipeline: PipelineFile, frame: pl.DataFrame, settings: Settings
+) -> OutputCheck | None:
+    """Check produced data against the pipeline's locked contract (None when none is locked).
+
+    Dtypes are judged under the pipeline's mode, like ``schema check``; NOT NULL and key
+    uniqueness are checked on the rows and break under every mode.
+    """
+    path = contract_path(pipeline, settings)
+    contract = read_contract(path)
+    if contract is None:
+        return None
+    config = schema_config(pipeline)
+    changes = frame_violations(frame, contract, config.direction, config.renamed)
+    return OutputCheck(
+        pipeline=pipeline.name,
+        dataset=pipeline.config.destination.dataset,
+        contract=_relative(path, settings),
+        version=contract.version,
+        mode=config.compatibility,
+        changes=tuple(changes),
+    )
 
 
 # --------------------------------------------------------------------------------------------
