@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -48,6 +48,7 @@ __all__ = [
     "contract_path",
     "input_contract_path",
     "lock_project",
+    "locked_input_schemas",
     "output_table_schema",
     "schema_config",
     "unknown_names",
@@ -725,14 +726,15 @@ def lock_project(
     return LockReport(tuple(written_outputs), tuple(unchanged), tuple(inputs), tuple(problems))
 
 
-def locked_contract(pipeline: PipelineFile, settings: Settings) -> Contract | None:
-    """The pipeline's locked output contract, if there is one."""
-    return read_contract(contract_path(pipeline, settings))
+def locked_input_schemas(pipeline: PipelineFile, settings: Settings) -> dict[str, pl.Schema]:
+    """The schema of each input that has a locked contract, from the pipeline file alone.
 
-
-def input_schemas_for(
-    pipeline: PipelineFile, settings: Settings, project: Project | None = None
-) -> Mapping[str, pl.Schema]:
-    """The schemas a pipeline's inputs have, from the contracts alone (for tests and tools)."""
-    graph = SchemaGraph(project or Project((pipeline,), {}, frozenset()), settings)
-    return graph.input_schemas(pipeline, locked_upstream=True)
+    A dataset input's contract is ``contracts/<dataset>.json``, where its producer locks it
+    unless the producer names another file in its `schema.contract`.
+    """
+    schemas: dict[str, pl.Schema] = {}
+    for table, source in pipeline.config.inputs.items():
+        contract = read_contract(input_contract_path(pipeline, table, source, settings))
+        if contract is not None:
+            schemas[table] = contract.polars_schema()
+    return schemas
