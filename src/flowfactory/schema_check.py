@@ -11,10 +11,12 @@ schema read of the files when they are present (a scan, plus type inference for 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Final, Literal
 
@@ -132,7 +134,7 @@ class SchemaGraph:
 
     def derive_all(self) -> None:
         """Derive every pipeline, producers before consumers."""
-        for pipeline in self.project.topological_order():
+        for pipeline in self.order:
             try:
                 self.derived[pipeline.name] = self.derive(pipeline)
             except _DerivationError as exc:
@@ -194,23 +196,34 @@ class SchemaGraph:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise _DerivationError(f"the transform does not resolve: {first}") from None
 
-    def consumers(self, pipeline: PipelineFile) -> list[PipelineFile]:
-        """Every pipeline downstream of this one, nearest first."""
+    @functools.cached_property
+    def order(self) -> list[PipelineFile]:
+        """Producers before consumers (by name lookup: Project.get is linear per call)."""
+        by_name = {p.name: p for p in self.project.pipelines}
+        graph = {p.name: {u.name for u in self.project.upstream(p)} for p in self.project.pipelines}
+        return [by_name[name] for name in TopologicalSorter(graph).static_order()]
+
+    @functools.cached_property
+    def _readers(self) -> dict[str, list[PipelineFile]]:
         readers: dict[str, list[PipelineFile]] = {}
         for p in self.project.pipelines:
             for upstream in self.project.upstream(p):
                 readers.setdefault(upstream.name, []).append(p)
-        found: list[PipelineFile] = []
+        return readers
+
+    def consumers(self, pipeline: PipelineFile) -> list[PipelineFile]:
+        """Every pipeline downstream of this one, nearest first."""
+        found: dict[str, PipelineFile] = {}
         frontier = [pipeline]
         while frontier:
             following: list[PipelineFile] = []
             for p in frontier:
-                for reader in readers.get(p.name, []):
-                    if reader not in found:
-                        found.append(reader)
+                for reader in self._readers.get(p.name, []):
+                    if reader.name not in found:
+                        found[reader.name] = reader
                         following.append(reader)
             frontier = following
-        return found
+        return list(found.values())
 
 
 def _relative(path: Path, settings: Settings) -> str:
@@ -516,11 +529,12 @@ def check_project(
     graph = SchemaGraph(project, settings)
     chosen = _selection(project, names)
     scope = {p.name for p in chosen}
-    for pipeline in chosen:
-        scope.update(c.name for c in graph.consumers(pipeline))
+    if names:
+        for pipeline in chosen:
+            scope.update(c.name for c in graph.consumers(pipeline))
     graph.derive_all()
     results: list[PipelineCheck] = []
-    for pipeline in project.topological_order():
+    for pipeline in graph.order:
         if pipeline.name not in scope:
             continue
         result = _check_one(graph, pipeline)
