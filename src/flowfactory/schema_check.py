@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Final, Literal
@@ -251,6 +251,7 @@ class PipelineCheck:
     changes: tuple[Change, ...] = ()
     error: str | None = None
     caused_by: tuple[str, ...] = ()
+    root_causes: tuple[str, ...] = ()
     downstream: tuple[str, ...] = ()
     declared: bool = False
 
@@ -320,7 +321,10 @@ class CheckReport:
                 for c in sorted(r.changes, key=lambda c: -c.verdict.rank)
             )
             if r.caused_by:
-                lines.append(f"  caused by a change upstream in: {', '.join(r.caused_by)}")
+                via = ""
+                if r.root_causes != r.caused_by:
+                    via = f" (via {', '.join(r.caused_by)})"
+                lines.append(f"  caused by a change upstream in: {', '.join(r.root_causes)}{via}")
             if r.breaking and r.downstream:
                 lines.append(f"  affects downstream datasets: {', '.join(r.downstream)}")
         broken = [r.pipeline for r in self.results if r.breaking]
@@ -349,6 +353,7 @@ class CheckReport:
                         "breaking": r.breaking,
                         "error": r.error,
                         "caused_by": list(r.caused_by),
+                        "root_causes": list(r.root_causes),
                         "downstream": list(r.downstream),
                         "changes": [
                             {
@@ -377,7 +382,7 @@ class CheckReport:
         for r in self.results:
             where = f"file={r.file},line={r.line}"
             tail = f" (affects {', '.join(r.downstream)})" if r.downstream else ""
-            cause = f" caused by upstream {', '.join(r.caused_by)}" if r.caused_by else ""
+            cause = f"; caused by upstream {', '.join(r.root_causes)}" if r.root_causes else ""
             if r.error is not None:
                 message = f"{r.error}{cause}{tail}"
                 lines.append(f"::error {where},title=schema {r.pipeline}::{_escape(message)}")
@@ -444,37 +449,31 @@ def _check_one(graph: SchemaGraph, pipeline: PipelineFile) -> PipelineCheck:
     config = schema_config(pipeline)
     path = contract_path(pipeline, settings)
     file, line = _position(pipeline)
-    base = {
-        "pipeline": pipeline.name,
-        "dataset": pipeline.config.destination.dataset,
-        "file": file,
-        "line": line,
-        "mode": config.compatibility,
-        "contract": _relative(path, settings),
-        "downstream": tuple(c.config.destination.dataset for c in graph.consumers(pipeline)),
-        "declared": pipeline.config.schema_ is not None,
-    }
+    base = PipelineCheck(
+        pipeline=pipeline.name,
+        dataset=pipeline.config.destination.dataset,
+        file=file,
+        line=line,
+        mode=config.compatibility,
+        contract=_relative(path, settings),
+        locked_version=None,
+        downstream=tuple(c.config.destination.dataset for c in graph.consumers(pipeline)),
+        declared=pipeline.config.schema_ is not None,
+    )
     try:
         contract = read_contract(path)
     except ContractError as exc:
-        return PipelineCheck(locked_version=None, error=str(exc), **base)  # type: ignore[arg-type]
-    version = contract.version if contract is not None else None
+        return replace(base, error=str(exc))
+    base_locked = base if contract is None else replace(base, locked_version=contract.version)
     if pipeline.name in graph.errors:
-        return PipelineCheck(
-            locked_version=version,
-            error=graph.errors[pipeline.name],
-            **base,  # type: ignore[arg-type]
-        )
+        return replace(base_locked, error=graph.errors[pipeline.name])
     schema = graph.derived[pipeline.name]
     missing = [c for c in config.not_null if c not in schema]
     if missing:
-        return PipelineCheck(
-            locked_version=version,
-            error=f"schema.not_null names {', '.join(missing)}, which the output does not have",
-            **base,  # type: ignore[arg-type]
-        )
+        message = f"schema.not_null names {', '.join(missing)}, which the output does not have"
+        return replace(base_locked, error=message)
     if contract is None:
-        return PipelineCheck(locked_version=None, **base)  # type: ignore[arg-type]
+        return base
     changes = classify_against(
         contract.versions,
         output_table_schema(pipeline, schema),
@@ -482,7 +481,7 @@ def _check_one(graph: SchemaGraph, pipeline: PipelineFile) -> PipelineCheck:
         transitive=config.transitive,
         renamed=config.renamed,
     )
-    return PipelineCheck(locked_version=version, changes=tuple(changes), **base)  # type: ignore[arg-type]
+    return replace(base_locked, changes=tuple(changes))
 
 
 def _upstream_changed(graph: SchemaGraph, pipeline: PipelineFile) -> list[str]:
@@ -521,6 +520,16 @@ def _cause(graph: SchemaGraph, pipeline: PipelineFile) -> tuple[str, ...]:
     return tuple(changed)
 
 
+def _roots(cause: tuple[str, ...], earlier: Mapping[str, PipelineCheck]) -> tuple[str, ...]:
+    """The pipelines whose own change started it: causes of causes, up the graph."""
+    roots: list[str] = []
+    for name in cause:
+        upstream = earlier.get(name)
+        found = upstream.root_causes if upstream is not None and upstream.root_causes else (name,)
+        roots.extend(r for r in found if r not in roots)
+    return tuple(roots)
+
+
 def check_project(
     project: Project, settings: Settings, names: Iterable[str] | None = None
 ) -> CheckReport:
@@ -541,7 +550,8 @@ def check_project(
         if result.locked_version is not None and (result.changes or result.error):
             cause = _cause(graph, pipeline)
             if cause:
-                result = PipelineCheck(**{**result.__dict__, "caused_by": cause})
+                roots = _roots(cause, {r.pipeline: r for r in results})
+                result = replace(result, caused_by=cause, root_causes=roots)
         results.append(result)
     return CheckReport(tuple(results), time.perf_counter() - started)
 

@@ -139,7 +139,10 @@ def test_upstream_type_change_is_rederived_through_the_graph(project: Path) -> N
     (total,) = daily.changes
     assert (total.column, total.before, total.after) == ("total", "Int64", "Float64")
     assert daily.caused_by == ("ingest_orders",)
-    assert report.get("daily_report").caused_by == ("daily_totals",)
+    report_result = report.get("daily_report")
+    assert report_result.caused_by == ("daily_totals",)
+    assert report_result.root_causes == ("ingest_orders",)
+    assert "caused by a change upstream in: ingest_orders (via daily_totals)" in report.text()
 
 
 def test_own_change_is_not_blamed_on_upstream(project: Path) -> None:
