@@ -96,6 +96,7 @@ class ChangeKind(StrEnum):
     nullability_loosened = "NOT NULL dropped"
     nullability_tightened = "NOT NULL added"
     key_changed = "key changed"
+    key_type_changed = "key column type changed"
     key_uniqueness_dropped = "key no longer unique"
     key_uniqueness_added = "key declared unique"
     null_values = "nulls in a NOT NULL column"
@@ -472,6 +473,18 @@ def _column_changes(
         if now_col is None:
             continue
         changes.extend(compare_dtypes(column.name, column.dtype, now_col.dtype))
+        if column.name in old.key and column.dtype != now_col.dtype:
+            # Even a widening changes how rows are matched across versions (joins, merges).
+            changes.append(
+                _change(
+                    column.name,
+                    ChangeKind.key_type_changed,
+                    column.dtype.text(),
+                    now_col.dtype.text(),
+                    (U, U),
+                    detail="rows of the two versions no longer match by key",
+                )
+            )
         if column.nullable and not now_col.nullable:
             changes.append(_change(column.name, ChangeKind.nullability_tightened, "", "", (S, U)))
         elif not column.nullable and now_col.nullable:

@@ -275,6 +275,20 @@ ROWS = [
         (B, B, B, A),
     ),
     Row(
+        "key column type change (even a widening)",
+        table({"a": pl.Int32()}, key=("a",), unique=True),
+        table({"a": pl.Int64()}, key=("a",), unique=True),
+        ChangeKind.key_type_changed,
+        (B, B, B, A),
+    ),
+    Row(
+        "Struct: rename field (a drop and an add)",
+        table({"s": pl.Struct({"a": pl.Int8()})}),
+        table({"s": pl.Struct({"b": pl.Int8()})}),
+        ChangeKind.field_dropped,
+        (A, B, B, A),
+    ),
+    Row(
         "key no longer unique",
         table({"a": pl.Int8()}, key=("a",), unique=True),
         table({"a": pl.Int8()}, key=("a",), unique=False),
