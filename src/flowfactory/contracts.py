@@ -232,7 +232,8 @@ _PARAMETERS: Final[tuple[tuple[type[pl.DataType], Callable[[Any], dict[str, Any]
     (pl.Duration, lambda d: {"time_unit": d.time_unit}),
     (pl.Decimal, lambda d: {"precision": d.precision, "scale": d.scale}),
     (pl.Enum, lambda d: {"categories": [str(c) for c in d.categories.to_list()]}),
-    (pl.Array, lambda d: {"inner": DType.of(pl_dtype(d.inner)), "shape": list(d.shape)}),
+    # One dimension per level: polars nests Array(Int16, (2, 3)) as Array(Array(Int16, 3), 2).
+    (pl.Array, lambda d: {"inner": DType.of(pl_dtype(d.inner)), "shape": [d.size]}),
     (pl.List, lambda d: {"inner": DType.of(pl_dtype(d.inner))}),
     (pl.Struct, lambda d: {"fields": _fields(d)}),
 )

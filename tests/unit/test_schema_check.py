@@ -244,3 +244,22 @@ def test_demo_contracts_are_current() -> None:
     report = check_project(load_project(settings.deployments_dir, settings), settings)
     assert report.ok, report.text()
     assert {r.status for r in report.results} == {"unchanged"}
+
+
+def test_cli_lock_without_data_or_input_contract(tmp_path: Path) -> None:
+    """`schema lock` with nothing to read an input's schema from exits 1 and says what to do."""
+    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST}, with_flows=False)
+    result = _cli(root, "schema", "lock")
+    assert result.returncode == 1
+    assert "input 'source' has no data to lock its schema from" in result.stdout
+    assert not (root / "contracts" / "orders.json").exists()
+
+
+def test_cli_lock_then_check(tmp_path: Path) -> None:
+    """`schema lock` writes every contract, and `schema check` then passes."""
+    root = write_project(tmp_path, FILES, with_flows=False)
+    locked = _cli(root, "schema", "lock")
+    assert locked.returncode == 0, locked.stderr
+    assert "locked contracts/orders.json" in locked.stdout
+    assert "locked input contracts/ingest_orders.source.json" in locked.stdout
+    assert _cli(root, "schema", "check").returncode == 0
