@@ -195,6 +195,11 @@ class SchemaGraph:
         except (pl.exceptions.PolarsError, PipelineRunError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise _DerivationError(f"the transform does not resolve: {first}") from None
+        except Exception as exc:  # noqa: BLE001 - a user's Python transform may raise anything
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise _DerivationError(
+                f"the transform raised {type(exc).__name__}: {first}".rstrip(": ")
+            ) from None
 
     @functools.cached_property
     def order(self) -> list[PipelineFile]:

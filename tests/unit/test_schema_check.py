@@ -263,3 +263,28 @@ def test_cli_lock_then_check(tmp_path: Path) -> None:
     assert "locked contracts/orders.json" in locked.stdout
     assert "locked input contracts/ingest_orders.source.json" in locked.stdout
     assert _cli(root, "schema", "check").returncode == 0
+
+
+def test_python_transform_that_raises_is_reported(tmp_path: Path) -> None:
+    """A Python transform whose signature does not fit its inputs is a breaking finding."""
+    root = write_project(
+        tmp_path,
+        {
+            "deployments/x.yaml": (
+                "name: x\nsource: {path: a.csv}\n"
+                "transform: {python: schema_raising_tf:go}\ndestination: {dataset: x}\n"
+            ),
+            "schema_raising_tf.py": "def go(flights):\n    return flights\n",
+            "contracts/x.source.json": (
+                '{"dataset": "x.source", "version": 1, "locked_at": "2026-01-01",'
+                ' "columns": [{"name": "a", "dtype": {"type": "Int64"}}]}'
+            ),
+        },
+        with_flows=False,
+    )
+    settings = Settings(project_dir=root, allowed_modules=["schema_raising_tf"])
+    result = check_project(load_project(settings.deployments_dir, settings), settings).get("x")
+    assert result.breaking
+    assert result.error == (
+        "the transform raised TypeError: go() got an unexpected keyword argument 'source'"
+    )
