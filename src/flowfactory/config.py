@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from flowfactory.contracts import SchemaConfig
+
 __all__ = [
     "CsvOptions",
     "DatasetSource",
@@ -35,6 +37,7 @@ __all__ = [
     "PythonTransform",
     "Retries",
     "Schedule",
+    "SchemaConfig",
     "Sla",
     "Source",
     "SqlTransform",
@@ -470,6 +473,12 @@ class PipelineConfig(_Model):
     retries: Retries = Field(default_factory=Retries)
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
+    )
+    # `schema` would shadow a BaseModel attribute, hence the alias.
+    schema_: SchemaConfig | None = Field(
+        default=None,
+        alias="schema",
+        description="The output contract and its compatibility mode (see flowfactory schema).",
     )
 
     @model_validator(mode="after")
