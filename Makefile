@@ -31,6 +31,7 @@ test: $(STAMP)
 	$(BIN)/mypy src
 	$(BIN)/flowfactory validate
 	$(BIN)/flowfactory render --check
+	$(BIN)/flowfactory schema check
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -1,7 +1,8 @@
 """Run the benchmarks, print one table of figures and ratios, write results/latest.json.
 
-Usage: .venv/bin/python benchmarks/run.py [--only load|run|events|mechanisms|diff]
-       [--load-repeats N] [--run-repeats K] [--diff-rows 1000000 10000000]
+Usage: .venv/bin/python benchmarks/run.py [--only load|run|events|mechanisms|schema|diff]
+       [--load-repeats N] [--run-repeats K] [--schema-repeats S]
+       [--diff-rows 1000000 10000000] [--diff-no-peers]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import bench_events
 import bench_load
 import bench_mechanisms
 import bench_run
+import bench_schema
 
 RESULTS: Final = Path(__file__).resolve().parent / "results" / "latest.json"
 HEADER: Final = ("bench", "case", "best", "median", "per item", "ratio (median)", "target")
@@ -140,6 +142,38 @@ def _mechanism_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _schema_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for key, label in (("demo", "demo pipelines"), ("generated", "generated pipelines")):
+        item = result[key]
+        n = item["pipelines"]
+        static, sample = item["static_seconds"], item["sample_seconds"]
+        verdict = "met" if item["meets_target"] else "MISSED"
+        rows.append(
+            (
+                "schema",
+                f"{label}: check, static ({n})",
+                _s(static["best"]),
+                _s(static["median"]),
+                f"{item['static_ms_per_pipeline']:.2f} ms/pipeline",
+                "1.00x",
+                f"< {item['target_ms']:g} ms/pipeline: {verdict}",
+            )
+        )
+        rows.append(
+            (
+                "schema",
+                f"{label}: run on a sample ({n})",
+                _s(sample["best"]),
+                _s(sample["median"]),
+                f"{item['sample_ms_per_pipeline']:.2f} ms/pipeline",
+                f"{item['ratio_median']:.2f}x",
+                "",
+            )
+        )
+    return rows
+
+
 def _diff_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     targets = result["targets"]
@@ -215,6 +249,16 @@ def _notes(results: dict[str, Any]) -> list[str]:
         notes.append(
             "run ratios: deployment run / bare subprocess, in-process flow / bare in-process"
         )
+    if "schema" in results:
+        schema = results["schema"]
+        notes.append(
+            f"schema: median of {schema['repeats']} interleaved repeats (3 for the generated "
+            f"project); static = check_project with the data folder moved away; sample = each "
+            f"pipeline run on the first {schema['sample_rows']:,} rows of every file source, "
+            "upstream outputs kept in memory; loading the files is not included "
+            f"(demo {schema['demo']['load_seconds']:.3f} s, generated "
+            f"{schema['generated']['load_seconds']:.3f} s); ratio = sample / static"
+        )
     return notes
 
 
@@ -223,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--only",
-        choices=["load", "run", "events", "mechanisms", "diff"],
+        choices=["load", "run", "events", "mechanisms", "schema", "diff"],
         help="run one benchmark only",
     )
     parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
     parser.add_argument("--load-repeats", type=int, default=7, help="N for bench_load (>= 5)")
     parser.add_argument("--run-repeats", type=int, default=7, help="K for bench_run (>= 5)")
+    parser.add_argument("--schema-repeats", type=int, default=5, help="N for bench_schema")
     parser.add_argument(
         "--diff-rows",
         type=int,
@@ -255,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "mechanisms"):
         results["mechanisms"] = bench_mechanisms.run()
         rows += _mechanism_rows(results["mechanisms"])
+    if args.only in (None, "schema"):
+        results["schema"] = bench_schema.run(repeats=args.schema_repeats)
+        rows += _schema_rows(results["schema"])
     if args.only in (None, "diff"):
         results["diff"] = bench_diff.run(sizes=tuple(args.diff_rows), peers=not args.diff_no_peers)
         rows += _diff_rows(results["diff"])

@@ -8,6 +8,9 @@ import pytest
 
 from tests.helpers import REPO
 
+# The fixtures pipeline authors use (run_transform, prefect_pipeline); our tests use them too.
+pytest_plugins = ["flowfactory.testing"]
+
 
 @pytest.fixture
 def repo() -> Path:

@@ -372,6 +372,84 @@ def schema_json(
         output.write_text(text)
 
 
+schema_app = typer.Typer(
+    name="schema",
+    help="Output contracts: lock each dataset's schema, check changes against it.",
+    no_args_is_help=True,
+)
+app.add_typer(schema_app)
+
+
+class SchemaFormat(StrEnum):
+    """How `schema check` reports."""
+
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def _known_names(project: Project, names: list[str] | None) -> None:
+    """An unknown pipeline or dataset name is a usage error (exit 2)."""
+    from flowfactory.schema_check import unknown_names  # noqa: PLC0415
+
+    unknown = unknown_names(project, names or [])
+    if unknown:
+        _err(
+            f"error: no pipeline or dataset named {', '.join(map(repr, unknown))}; "
+            f"the pipelines are {', '.join(project.names)}"
+        )
+        raise typer.Exit(2)
+
+
+@schema_app.command("lock")
+@_report_errors
+def schema_lock(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines or datasets (default: all).")
+    ] = None,
+) -> None:
+    """Write contracts/<dataset>.json from each output schema, derived without reading data."""
+    from flowfactory.schema_check import lock_project  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    _known_names(project, names)
+    report = lock_project(project, settings, names)
+    if report.text():
+        typer.echo(report.text())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@schema_app.command("check")
+@_report_errors
+def schema_check(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Pipelines or datasets (default: all); their downstream too."),
+    ] = None,
+    output: Annotated[SchemaFormat, typer.Option("--format")] = SchemaFormat.text,
+) -> None:
+    """Re-derive every output schema and judge its changes; exit 1 on a breaking change."""
+    from flowfactory.schema_check import check_project  # noqa: PLC0415
+
+    settings = get_settings()
+    project = _project(settings)
+    _known_names(project, names)
+    report = check_project(project, settings, names)
+    if output is SchemaFormat.json:
+        typer.echo(report.json())
+    elif output is SchemaFormat.github:
+        text = report.github()
+        if text:
+            typer.echo(text)
+        typer.echo(report.text().splitlines()[-1])
+    else:
+        typer.echo(report.text())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _announce_month(month: int) -> None:
     typer.echo(f"landed 2013-{month:02d}; running the pipelines for it")
 

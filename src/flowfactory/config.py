@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from flowfactory.contracts import SchemaConfig
+
 __all__ = [
     "CsvOptions",
     "DatasetSource",
@@ -35,6 +37,7 @@ __all__ = [
     "PythonTransform",
     "Retries",
     "Schedule",
+    "SchemaConfig",
     "Sla",
     "Source",
     "SqlTransform",
@@ -473,6 +476,12 @@ class PipelineConfig(_Model):
     retries: Retries = Field(default_factory=Retries)
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
+    )
+    # `schema` would shadow a BaseModel attribute, hence the alias.
+    schema_: SchemaConfig | None = Field(
+        default=None,
+        alias="schema",
+        description="The output contract and its compatibility mode (see flowfactory schema).",
     )
     canary: CanaryConfig | None = Field(
         default=None, description="A candidate transform, checked by `flowfactory canary`."

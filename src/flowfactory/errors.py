@@ -11,6 +11,7 @@ __all__ = [
     "FlowfactoryError",
     "PipelineRunError",
     "Problem",
+    "SchemaIncompatibleError",
     "StackError",
     "WriteError",
 ]
@@ -59,3 +60,11 @@ class PipelineRunError(FlowfactoryError, RuntimeError):
 
 class StackError(FlowfactoryError, RuntimeError):
     """Raised when the local Prefect stack cannot start or be reached."""
+
+
+class SchemaIncompatibleError(FlowfactoryError, RuntimeError):
+    """Raised when a run's output breaks its locked contract; nothing of it is written."""
+
+    def __init__(self, message: str, columns: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.columns: tuple[str, ...] = tuple(columns)

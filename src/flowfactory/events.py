@@ -18,6 +18,7 @@ __all__ = [
     "PARTITION_LABEL",
     "PIPELINE_READY",
     "ROUTE_LABEL",
+    "SCHEMA_INCOMPATIBLE",
     "SLA_MISSED",
     "STATE_LABEL",
     "announce_ready",
@@ -30,6 +31,7 @@ __all__ = [
 DATASET_UPDATED: Final = "dataset.updated"
 PIPELINE_READY: Final = "pipeline.ready"
 SLA_MISSED: Final = "sla.missed"
+SCHEMA_INCOMPATIBLE: Final = "schema.incompatible"
 PARTITION_LABEL: Final = "dataset.partition"
 STATE_LABEL: Final = "flowfactory.state"
 # Plain HTTP producers add this label so that the dataset router evaluates their update;

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the local worker polls for runs."
     )
+    warm_start: bool = Field(
+        default=True,
+        description="Start the local stack's flow runs as forks of a process that has Prefect "
+        "already imported, instead of a new interpreter per run.",
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod

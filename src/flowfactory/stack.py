@@ -7,11 +7,13 @@ is what the tests run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from flowfactory.settings import Settings
 __all__ = ["LocalStack", "api_is_healthy", "port_is_free"]
 
 _PREFECT: Final = str(Path(sys.executable).with_name("prefect"))
+_MAX_UNIX_SOCKET_PATH: Final = 100  # sun_path holds 108 bytes on Linux
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -68,6 +71,7 @@ class LocalStack:
     settings: Settings
     extra_env: Mapping[str, str] = field(default_factory=dict)
     processes: list[_Managed] = field(default_factory=list)
+    warm_socket: Path | None = None
 
     @property
     def api_url(self) -> str:
@@ -143,11 +147,57 @@ class LocalStack:
             f"see {server.log_path}"
         )
 
+    def start_warm_executor(self) -> Path:
+        """Start the warm executor (see flowfactory.warm) once; returns its socket."""
+        if self.warm_socket is None:
+            path = self.state / "warm.sock"
+            if len(str(path)) > _MAX_UNIX_SOCKET_PATH:
+                digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+                path = Path(tempfile.gettempdir()) / f"flowfactory-{digest}.sock"
+            self._spawn(
+                "warm-executor", [sys.executable, "-m", "flowfactory.warm", str(path)], self.env()
+            )
+            self.warm_socket = path
+        return self.warm_socket
+
+    def _use_warm_launcher(self, pool: str) -> None:
+        """Make ``pool`` start runs through the warm launcher (creating the pool if missing)."""
+        from prefect.client.orchestration import get_client  # noqa: PLC0415 - loads on demand
+        from prefect.client.schemas.actions import (  # noqa: PLC0415
+            WorkPoolCreate,
+            WorkPoolUpdate,
+        )
+        from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+        from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+        from prefect.workers.process import ProcessWorker  # noqa: PLC0415
+
+        from flowfactory.warm import launcher_command  # noqa: PLC0415
+
+        template = ProcessWorker.get_default_base_job_template()
+        template["variables"]["properties"]["command"]["default"] = launcher_command()
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            try:
+                client.read_work_pool(pool)
+            except ObjectNotFound:
+                client.create_work_pool(
+                    WorkPoolCreate(name=pool, type="process", base_job_template=template)
+                )
+            else:
+                client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
+
     def start_worker(self, pool: str) -> None:
         """Start a process worker on ``pool`` that polls for runs every ``poll_seconds``."""
         env = self.env()
         env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.settings.poll_seconds)
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        if self.settings.warm_start:
+            from flowfactory.warm import SOCKET_ENV  # noqa: PLC0415
+
+            env[SOCKET_ENV] = str(self.start_warm_executor())
+            self._use_warm_launcher(pool)
         self._spawn(
             f"worker-{pool}",
             [_PREFECT, "worker", "start", "--pool", pool, "--type", "process"],

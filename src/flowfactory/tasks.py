@@ -27,12 +27,12 @@ from flowfactory.engine import (
     read_source,
     resolve_transform,
 )
-from flowfactory.errors import ConfigError
+from flowfactory.errors import ConfigError, SchemaIncompatibleError
 from flowfactory.loader import PipelineFile, Project, load_project
 from flowfactory.settings import Settings, get_settings
 from flowfactory.triggering import announce_update
 
-__all__ = ["announce", "extract", "load", "run_pipeline", "transform"]
+__all__ = ["announce", "check_contract", "extract", "load", "run_pipeline", "transform"]
 
 
 @task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
@@ -53,6 +53,25 @@ def transform(
     """Run the pipeline's SQL or Python transform."""
     lazy = {name: frame.lazy() for name, frame in frames.items()}
     return apply_transform(pipeline, lazy, function).collect()
+
+
+@task(name="check-contract", cache_policy=NO_CACHE)
+def check_contract(pipeline: PipelineFile, frame: pl.DataFrame, settings: Settings) -> None:
+    """Refuse the write when the output breaks its locked contract; emit schema.incompatible."""
+    from flowfactory.schema_check import check_output  # noqa: PLC0415
+
+    report = check_output(pipeline, frame, settings)
+    if report is None:
+        return
+    for change in report.warnings:
+        get_run_logger().warning("schema warning: %s", change.describe())
+    if report.breaking:
+        events.emit(
+            events.SCHEMA_INCOMPATIBLE,
+            events.dataset_resource(report.dataset),
+            report.payload(),
+        )
+        raise SchemaIncompatibleError(report.message(), report.columns)
 
 
 @task(name="load", task_run_name="load-{pipeline.name}", cache_policy=NO_CACHE)
@@ -211,6 +230,7 @@ def _run_steps(
     }
     frames = {table: future.result() for table, future in futures.items()}
     output = transform(pipeline, frames, function)
+    check_contract(pipeline, output, settings)
     written = load_with_retries(pipeline, output, root, scope)
     announce(pipeline, written, dict(output.schema), root, settings)
     return RunSummary(

@@ -23,6 +23,7 @@ from tests.integration.conftest import project_settings
 from flowfactory.deploy import deploy_project, deployment_spec, render_prefect_yaml
 from flowfactory.loader import load_project
 from flowfactory.stack import LocalStack
+from flowfactory.warm import launcher_command
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,12 @@ async def _latest_artifact_markdown(key: str) -> str:
     return str(artifacts[0].data)
 
 
+async def _pool_command(pool: str) -> object:
+    async with get_client() as client:
+        work_pool = await client.read_work_pool(pool)
+    return work_pool.base_job_template["variables"]["properties"]["command"]["default"]
+
+
 def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -> None:
     """Deployed pipelines run on the worker, write their partitions and publish a summary."""
     prefix = _prefix()
@@ -121,6 +128,8 @@ def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -
 
     _assert_completed(asyncio.run(_run(f"{prefix}_orders", "month=1")))
     _assert_completed(asyncio.run(_run(f"{prefix}_totals", "month=1")))
+    # The local stack's pool starts runs through the warm executor's launcher.
+    assert asyncio.run(_pool_command("flowfactory")) == launcher_command()
 
     orders = pl.read_parquet(root / "data/orders/month=1/part-0.parquet")
     assert orders["id"].to_list() == [1, 2, 3]
