@@ -16,3 +16,8 @@ pytest_plugins = ["flowfactory.testing"]
 def repo() -> Path:
     """The repository root."""
     return REPO
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tiers fastest first: the data-diff tier after unit and integration tests."""
+    items.sort(key=lambda item: item.get_closest_marker("datadiff") is not None)

@@ -259,3 +259,30 @@ def test_an_empty_sample_is_inconclusive(tmp_path: Path, stack: LocalStack) -> N
     assert "INCONCLUSIVE" in result.stdout
     assert "the sample is empty" in result.stdout
     assert not (root / "data/_canary/empty/live.json").exists()
+
+
+@pytest.mark.datadiff
+def test_the_demo_candidate_agrees_with_the_sql_on_real_flights(
+    tmp_path: Path, stack: LocalStack
+) -> None:
+    """The data-diff tier on the demo: January 2013 through both versions of flight_delays."""
+    from flowfactory.demo import LandingZone  # noqa: PLC0415
+    from flowfactory.settings import Settings  # noqa: PLC0415
+
+    root = tmp_path / "demo"
+    for folder in ("deployments", "transforms", "flows", "contracts"):
+        shutil.copytree(REPO / folder, root / folder)
+    zone = LandingZone(Settings(project_dir=root))
+    zone.prepare()
+    zone.land(1)
+    env = _env(root, stack)
+    for producer in ("ingest_flights", "ingest_weather"):
+        result = _cli(["run", producer, "--partition", "year=2013/month=1"], root, env)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    result = _cli(["canary", "flight_delays"], root, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+    live = json.loads((root / "data/_canary/flight_delays/live.json").read_text())
+    assert live["version"] == "v2"
+    assert not (root / "data/flight_delays").exists()  # the canary never writes production
