@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "CircuitBreakerConfig",
     "CsvOptions",
     "DatasetSource",
     "Deadline",
@@ -108,6 +109,87 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
+# Circuit breaker
+
+
+class CircuitBreakerConfig(_Model):
+    """How the circuit breaker of an external dependency trips, waits and probes.
+
+    Every field has a default, so a pipeline or source block names only what it changes; a
+    source's block is laid over its pipeline's, which is laid over ``_defaults.yaml``.
+    """
+
+    enabled: bool = True
+    dependency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="Name of the dependency (shared by everyone who names it); derived from "
+        "the source's URL host when left out.",
+    )
+    failure_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive failures that open the circuit."
+    )
+    reset_after: Duration = Field(
+        default=timedelta(seconds=30), description="How long the circuit stays open at first."
+    )
+    backoff: float = Field(
+        default=2.0, ge=1.0, le=10.0, description="Open time multiplier for each re-open in a row."
+    )
+    max_reset_after: Duration = Field(
+        default=timedelta(minutes=10), description="Ceiling of the backed-off open time."
+    )
+    jitter: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="Open time is shortened by up to this fraction."
+    )
+    half_open_probes: int = Field(
+        default=1, ge=1, le=100, description="Calls let through at once to test recovery."
+    )
+    failure_rate_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Also open when this fraction of the last `window` calls failed.",
+    )
+    slow_call_duration: Duration | None = Field(
+        default=None, description="A call slower than this counts toward the slow-call rate."
+    )
+    slow_call_rate_threshold: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Open when this fraction of the window was slow."
+    )
+    window: int = Field(default=20, ge=2, le=10_000, description="Calls in the rate window.")
+    minimum_calls: int = Field(
+        default=10, ge=1, le=10_000, description="No rate is judged on fewer calls than this."
+    )
+    retry_budget: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Retries allowed per successful call (gRPC-style token bucket); 0: none.",
+    )
+
+    @field_validator("reset_after", "max_reset_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CircuitBreakerConfig:
+        if self.max_reset_after < self.reset_after:
+            raise FieldValueError(("max_reset_after",), "must not be shorter than reset_after")
+        if self.minimum_calls > self.window:
+            raise FieldValueError(("minimum_calls",), "must not exceed window")
+        return self
+
+    def over(self, base: CircuitBreakerConfig | None) -> CircuitBreakerConfig:
+        """This block laid over ``base``: the fields set here win."""
+        if base is None:
+            return self
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
+# --------------------------------------------------------------------------------------------
 # Sources
 
 
@@ -142,6 +224,9 @@ class FileSource(_Model):
         default=None,
         description="Name these files as an external dataset, so that `flowfactory emit NAME` "
         "(or a dataset.updated event for it) can trigger the pipeline.",
+    )
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None, description="Breaker settings for this source (over the pipeline's)."
     )
 
     @field_validator("path")
@@ -468,6 +553,10 @@ class PipelineConfig(_Model):
     trigger: Trigger | None = None
     sla: Sla | None = None
     retries: Retries = Field(default_factory=Retries)
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig,
+        description="Breakers of the external dependencies this pipeline touches.",
+    )
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
     )

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the local worker polls for runs."
     )
+    breakers: bool = Field(
+        default=True,
+        description="Circuit breakers on external calls; FLOWFACTORY_BREAKERS=false turns them "
+        "off (calls go straight through).",
+    )
+    breaker_redis_url: str | None = Field(
+        default=None,
+        description="Redis URL holding breaker state shared by every worker; unset: each "
+        "process keeps its own.",
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod
