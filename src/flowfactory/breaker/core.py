@@ -218,6 +218,15 @@ class Breaker:
         self._tokens = RETRY_TOKENS
         self.rejected = 0
         self.stale = 0
+        # Closed with no failures counted and no rate window: a call needs neither the lock nor
+        # purgatory's context (whose closed state ignores new requests and clean successes).
+        self._clean = True
+        self._windowed = self._has_window(config)
+        self._open_until = 0.0  # wall clock, like purgatory's opened_at
+
+    @staticmethod
+    def _has_window(config: CircuitBreakerConfig) -> bool:
+        return config.failure_rate_threshold is not None or config.slow_call_duration is not None
 
     # ----------------------------------------------------------------------------------------
     # Calling through the breaker
@@ -326,13 +335,22 @@ class Breaker:
             self._context.set_state(ClosedState())
             transitions = self._drain(old)
             self._tokens = RETRY_TOKENS
+            self._clean = True
         self._owner.dispatch(transitions)
 
     # ----------------------------------------------------------------------------------------
     # Internals: admission and recording
 
-    def _admit(self) -> _Permit | None:
-        override = self._owner.override_for(self.dependency)
+    def _admit(self) -> _Permit | int | None:
+        owner = self._owner
+        if self._clean and not self._windowed and not owner.overrides and owner.store is None:
+            return self._generation  # the fast path: a closed breaker with nothing to watch
+        override = owner.override_for(self.dependency)
+        if override is None and owner.store is None:
+            wait = self._open_until - time.time()
+            if wait > 0:  # open for a while yet: no need to ask purgatory (or take the lock)
+                self.rejected += 1
+                raise CircuitOpenError(self.dependency, wait)
         if override is Override.DISABLED:
             return None
         if override is Override.FORCED_OPEN:
@@ -342,6 +360,9 @@ class Breaker:
             permit = self._admit_shared(override)
             if permit is not None:
                 return permit
+        return self._admit_local(override)
+
+    def _admit_local(self, override: Override | None) -> _Permit | None:
         rejection: CircuitOpenError | None = None
         with self._lock:
             ctx = self._context
@@ -355,6 +376,7 @@ class Breaker:
                 retry_after = max(0.0, opened.opened_at + ctx.ttl - time.time())
                 rejection = CircuitOpenError(self.dependency, retry_after)
             transitions = self._drain(old) if ctx.messages else []
+            self._clean = ctx.state == "closed" and not ctx.failure_count
             if rejection is None and ctx.state == "half-opened":
                 if self._probes >= self.config.half_open_probes:
                     rejection = CircuitOpenError(
@@ -407,12 +429,22 @@ class Breaker:
 
     def _record(
         self,
-        permit: _Permit | None,
+        permit: _Permit | int | None,
         exc: BaseException | None,
         ignore: ExceptionMatch | None = None,
         success_on: ExceptionMatch | None = None,
     ) -> None:
-        if permit is None or permit.generation < 0:
+        if permit is None:
+            return
+        if type(permit) is int:
+            if exc is None and self._clean and permit == self._generation:
+                # A lost update here only misplaces a fraction of a retry token.
+                tokens = self._tokens + self.config.retry_budget
+                self._tokens = tokens if tokens < RETRY_TOKENS else RETRY_TOKENS
+                return
+            permit = _Permit(permit, probe=False, started=0.0)
+        assert isinstance(permit, _Permit)  # noqa: S101 - narrowed for the type checker
+        if permit.generation < 0:
             return
         outcome = self._classify(exc, ignore, success_on)
         slow_after = self.config.slow_call_duration
@@ -442,6 +474,7 @@ class Breaker:
             if old == "closed" and ctx.state == "closed":
                 self._judge_window(ctx, failed=outcome == "failure", slow=slow)
             transitions = self._drain(old) if ctx.messages else []
+            self._clean = ctx.state == "closed" and not ctx.failure_count
         if transitions:
             self._owner.dispatch(transitions)
 
@@ -501,9 +534,11 @@ class Breaker:
             self._probes = 0
             self._window.clear()
             open_seconds: float | None = None
+            self._open_until = 0.0
             if new == "open":
                 open_seconds = self._open_seconds()
                 ctx.ttl = open_seconds
+                self._open_until = (message.opened_at or time.time()) + open_seconds
                 self._reopens += 1
             elif new == "closed":
                 self._reopens = 0
@@ -530,7 +565,7 @@ class _Guard:
         self._breaker = breaker
         self._ignore = ignore
         self._success_on = success_on
-        self._permit: _Permit | None = None
+        self._permit: _Permit | int | None = None
 
     def __enter__(self) -> Breaker:
         self._permit = self._breaker._admit()
@@ -569,7 +604,7 @@ class BreakerRegistry:
         self._breakers: dict[str, Breaker] = {}
         self._lock = threading.Lock()
         self._listeners: list[TransitionListener] = []
-        self._overrides: dict[str | None, Override] = {None: Override.DISABLED} if disabled else {}
+        self.overrides: dict[str | None, Override] = {None: Override.DISABLED} if disabled else {}
         self.store = store
         self._store_retry = store_retry
         self._store_down_until = 0.0
@@ -593,6 +628,7 @@ class BreakerRegistry:
             elif config != breaker.config:
                 with breaker._lock:
                     breaker.config = config
+                    breaker._windowed = breaker._has_window(config)
                     breaker._context.threshold = config.failure_threshold
                     breaker._window = deque(breaker._window, maxlen=config.window)
         return breaker
@@ -610,7 +646,7 @@ class BreakerRegistry:
 
     def override_for(self, dependency: str) -> Override | None:
         """The override in force for ``dependency``: its own, else the global one."""
-        overrides = self._overrides
+        overrides = self.overrides
         if not overrides:
             return None
         return overrides.get(dependency) or overrides.get(None)
@@ -624,7 +660,7 @@ class BreakerRegistry:
         The test switch: ``with registry().overridden(Override.DISABLED): ...``.
         """
         with self._lock:
-            previous = self._overrides.get(dependency)
+            previous = self.overrides.get(dependency)
             self._set_override(dependency, override)
         try:
             yield
@@ -649,12 +685,12 @@ class BreakerRegistry:
         self.get(dependency).reset()
 
     def _set_override(self, dependency: str | None, override: Override | None) -> None:
-        overrides = dict(self._overrides)
+        overrides = dict(self.overrides)
         if override is None:
             overrides.pop(dependency, None)
         else:
             overrides[dependency] = override
-        self._overrides = overrides  # replaced whole: readers need no lock
+        self.overrides = overrides  # replaced whole: readers need no lock
 
     # ----------------------------------------------------------------------------------------
     # Listeners
