@@ -134,6 +134,7 @@ class SharedAdmission:
     probe: bool
     retry_after: float | None
     override: Override | None = None
+    moved_to_half_open: bool = False  # this call's admission made the transition
 
 
 class SharedStore(Protocol):
@@ -403,6 +404,10 @@ class Breaker:
         except Exception as exc:  # noqa: BLE001 - an outage falls back to the local breaker
             self._owner.store_failed(exc)
             return None
+        if admission.moved_to_half_open:
+            self._owner.dispatch(
+                [Transition(self.dependency, "open", "half-open", None, shared=True)]
+            )
         if admission.override is Override.DISABLED:
             return _Permit(-1, probe=False, started=0.0, shared=None)
         if not admission.admitted and override is not Override.FORCED_CLOSED:
@@ -763,4 +768,8 @@ def _from_settings() -> BreakerRegistry:
 
     settings = get_settings()
     store: SharedStore | None = None
+    if settings.breaker_redis_url:
+        from flowfactory.breaker.redis_store import RedisStore  # noqa: PLC0415 - needs redis
+
+        store = RedisStore(settings.breaker_redis_url, namespace=settings.project_name)
     return BreakerRegistry(disabled=not settings.breakers, store=store)

@@ -1,0 +1,56 @@
+"""What one worker process does in the shared-breaker tests (importable by spawned children)."""
+
+from __future__ import annotations
+
+import threading
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+
+import httpx
+
+from flowfactory.breaker import BreakerRegistry, CircuitOpenError
+from flowfactory.breaker.redis_store import RedisStore
+from flowfactory.config import CircuitBreakerConfig
+
+CONFIG = {"failure_threshold": 4, "reset_after": 0.5, "jitter": 0.0, "backoff": 1.0}
+
+
+def _attempt(registry: BreakerRegistry, url: str, timeout: float) -> str:
+    breaker = registry.get("upstream", CircuitBreakerConfig.model_validate(CONFIG))
+    try:
+        with httpx.Client(timeout=timeout) as http:
+            breaker.call(lambda: http.get(url).raise_for_status())
+    except CircuitOpenError as exc:
+        return f"rejected:{exc.state}"
+    except httpx.HTTPError:
+        return "failed"
+    return "ok"
+
+
+def worker(
+    redis_url: str,
+    url: str,
+    *,
+    calls: int,
+    threads: int,
+    start: Event,
+    results: Queue[list[str]],
+) -> None:
+    """Wait for ``start``, then make ``calls`` calls on each of ``threads`` threads."""
+    registry = BreakerRegistry(store=RedisStore(redis_url, namespace="test"))
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        for _ in range(calls):
+            outcome = _attempt(registry, url, timeout=10.0)
+            with lock:
+                outcomes.append(outcome)
+
+    start.wait(30)
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    results.put(outcomes)
