@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from flowfactory import events
+from flowfactory.breaker.integration import notification_breaker
 from flowfactory.config import DatasetSource
 from flowfactory.datasets import DataRoot
 from flowfactory.engine import find_pipeline
@@ -61,7 +62,8 @@ async def _notify(block_name: str, subject: str, body: str) -> None:
         if not isinstance(block, NotificationBlock):
             logger.warning("block %r is not a notification block; nobody notified", block_name)
             return
-        await block.notify(body=body, subject=subject)
+        # The notification service is an external dependency: behind its breaker.
+        await notification_breaker(block_name).acall(block.notify, body=body, subject=subject)
     except Exception as exc:  # noqa: BLE001 - a failed notification must not hide the miss
         logger.warning("could not notify through block %r: %s", block_name, exc)
 

@@ -16,7 +16,13 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flowfactory import events, scheduling
-from flowfactory.config import DatasetSource, FileSource
+from flowfactory.breaker.integration import (
+    guarded,
+    retry_condition,
+    source_breaker,
+    source_dependency,
+)
+from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
     RunSummary,
@@ -40,9 +46,11 @@ def extract(
     source: DatasetSource | FileSource,
     root: DataRoot,
     partition: Partition | None,
+    breaker: CircuitBreakerConfig | None = None,
 ) -> pl.DataFrame:
-    """Read one source (narrowed to the partition) into memory."""
-    return read_source(source, root, partition).collect()
+    """Read one source (narrowed to the partition) into memory, through its breaker if remote."""
+    guard = source_breaker(source, breaker) if breaker is not None else None
+    return guarded(guard, lambda: read_source(source, root, partition).collect())
 
 
 @task(name="transform", cache_policy=NO_CACHE)
@@ -187,6 +195,16 @@ def run_pipeline(
     return summary
 
 
+def _extract_for(
+    extract_task: Any, source: DatasetSource | FileSource, breaker: CircuitBreakerConfig
+) -> Any:
+    """The extract task of a source: no retry is spent while its dependency's circuit is open."""
+    found = source_dependency(source, breaker)
+    if found is None:
+        return extract_task
+    return extract_task.with_options(retry_condition_fn=retry_condition(found[0]))
+
+
 def _run_steps(
     pipeline: PipelineFile,
     function: TransformFn | None,
@@ -203,8 +221,11 @@ def _run_steps(
     extract_with_retries = extract.with_options(**options)  # type: ignore[arg-type]
     load_with_retries = load.with_options(**options)  # type: ignore[arg-type]
 
+    breaker = pipeline.config.circuit_breaker
     futures = {
-        table: extract_with_retries.submit(table, source, root, scope)
+        table: _extract_for(extract_with_retries, source, breaker).submit(
+            table, source, root, scope, breaker
+        )
         for table, source in pipeline.config.inputs.items()
     }
     frames = {table: future.result() for table, future in futures.items()}

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar
@@ -109,6 +109,8 @@ class Transition:
     new: State
     open_seconds: float | None
     shared: bool = False
+    failures: int = 0  # failures counted when it moved (consecutive, or in the window)
+    last_error: str | None = None  # class name of the failure that moved it, if one did
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,10 @@ class SharedStore(Protocol):
         """State, override, consecutive failures and seconds until a probe may go."""
         ...
 
+    def dependencies(self) -> list[str]:
+        """Every dependency the store holds state for."""
+        ...
+
 
 def _ready(awaitable: Awaitable[Any]) -> Any:
     """The result of a coroutine that never suspends (purgatory's in-memory unit of work).
@@ -219,6 +225,7 @@ class Breaker:
         self._tokens = RETRY_TOKENS
         self.rejected = 0
         self.stale = 0
+        self._last_error: str | None = None
         # Closed with no failures counted and no rate window: a call needs neither the lock nor
         # purgatory's context (whose closed state ignores new requests and clean successes).
         self._clean = True
@@ -457,7 +464,8 @@ class Breaker:
             time.perf_counter() - permit.started > slow_after.total_seconds()
         )
         if permit.shared is not None:
-            self._record_shared(permit.shared, outcome, slow)
+            error = type(exc).__name__ if outcome == "failure" and exc is not None else None
+            self._record_shared(permit.shared, outcome, slow, error)
             return
         with self._lock:
             if permit.generation != self._generation:
@@ -469,16 +477,19 @@ class Breaker:
                 return
             ctx = self._context
             old = _FROM_PURGATORY[ctx.state]
+            failures = 0
             if outcome == "success":
                 self._tokens = min(RETRY_TOKENS, self._tokens + self.config.retry_budget)
                 ctx.handle_end_request()
             else:
                 self._tokens = max(0.0, self._tokens - 1)
                 assert exc is not None  # noqa: S101 - a failure has an exception
+                self._last_error = type(exc).__name__
+                failures = (ctx.failure_count or 0) + 1
                 ctx.handle_exception(exc)
             if old == "closed" and ctx.state == "closed":
                 self._judge_window(ctx, failed=outcome == "failure", slow=slow)
-            transitions = self._drain(old) if ctx.messages else []
+            transitions = self._drain(old, failures) if ctx.messages else []
             self._clean = ctx.state == "closed" and not ctx.failure_count
         if transitions:
             self._owner.dispatch(transitions)
@@ -488,6 +499,7 @@ class Breaker:
         admission: SharedAdmission,
         outcome: Literal["success", "failure", "neutral"],
         slow: bool,
+        error: str | None = None,
     ) -> None:
         store = self._owner.store
         assert store is not None  # noqa: S101 - a shared permit came from the store
@@ -500,6 +512,8 @@ class Breaker:
             self._owner.store_failed(exc)
             return
         if transition is not None:
+            if transition.new == "open":
+                transition = replace(transition, last_error=error or "slow call")
             self._owner.dispatch([transition])
 
     def _judge_window(self, ctx: Context, *, failed: bool, slow: bool) -> None:
@@ -524,7 +538,7 @@ class Breaker:
         if rate_exceeded or slow_exceeded:
             ctx.set_state(OpenedState(ctx.name))  # purgatory's own transition to open
 
-    def _drain(self, old: State) -> list[Transition]:
+    def _drain(self, old: State, failures: int = 0) -> list[Transition]:
         """Turn purgatory's queued messages into our transitions (under the lock)."""
         transitions: list[Transition] = []
         ctx = self._context
@@ -547,7 +561,16 @@ class Breaker:
                 self._reopens += 1
             elif new == "closed":
                 self._reopens = 0
-            transitions.append(Transition(self.dependency, old, new, open_seconds))
+            transitions.append(
+                Transition(
+                    self.dependency,
+                    old,
+                    new,
+                    open_seconds,
+                    failures=failures if new == "open" else 0,
+                    last_error=self._last_error if new == "open" else None,
+                )
+            )
             old = new
         return transitions
 

@@ -77,6 +77,7 @@ if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'probes', math.max(0, tonumber(h[4] or '0') - 1))
 end
 local outcome = ARGV[2]
+local failures = 1
 if outcome == 'neutral' or state == 'open' then return {'', 0} end
 local function open()
   local reopens = tonumber(h[3] or '0')
@@ -85,14 +86,14 @@ local function open()
   span = math.floor(span)
   redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + span, 'gen', gen + 1,
              'failures', 0, 'reopens', reopens + 1, 'probes', 0)
-  return {'open', span}
+  return {'open', span, failures}
 end
 if state == 'closed' then
   if outcome == 'success' then
     redis.call('HSET', KEYS[1], 'failures', 0)
     return {'', 0}
   end
-  local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+  failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
   if failures >= tonumber(ARGV[4]) then return open() end
   return {'', 0}
 end
@@ -201,7 +202,8 @@ class RedisStore:
             return None
         old = admission.state  # the generation matched, so the state is the one admitted in
         span = span_ms / 1000 if new == "open" else None
-        return Transition(dependency, old, cast("State", new), span, shared=True)
+        failures = int(raw[2]) if new == "open" and len(raw) > 2 else 0
+        return Transition(dependency, old, cast("State", new), span, shared=True, failures=failures)
 
     def force(self, dependency: str, override: Override | None) -> None:
         """Impose (or lift) a state on every worker."""
