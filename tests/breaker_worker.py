@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Barrier
 
 import httpx
 
@@ -12,7 +12,8 @@ from flowfactory.breaker import BreakerRegistry, CircuitOpenError
 from flowfactory.breaker.redis_store import RedisStore
 from flowfactory.config import CircuitBreakerConfig
 
-CONFIG = {"failure_threshold": 4, "reset_after": 0.5, "jitter": 0.0, "backoff": 1.0}
+OPEN_SECONDS = 2.0  # long enough that no probe goes out while a test phase runs
+CONFIG = {"failure_threshold": 4, "reset_after": OPEN_SECONDS, "jitter": 0.0, "backoff": 1.0}
 
 
 def _attempt(registry: BreakerRegistry, url: str, timeout: float) -> str:
@@ -33,11 +34,12 @@ def worker(
     *,
     calls: int,
     threads: int,
-    start: Event,
+    start: Barrier,
     results: Queue[list[str]],
 ) -> None:
-    """Wait for ``start``, then make ``calls`` calls on each of ``threads`` threads."""
-    registry = BreakerRegistry(store=RedisStore(redis_url, namespace="test"))
+    """Meet the others at ``start``, then make ``calls`` calls on each of ``threads`` threads."""
+    # A generous timeout: two cores shared with the test run must not look like an outage.
+    registry = BreakerRegistry(store=RedisStore(redis_url, namespace="test", timeout=5.0))
     outcomes: list[str] = []
     lock = threading.Lock()
 

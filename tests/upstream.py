@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
 Mode = Literal["healthy", "down", "slow", "error"]
+ITEMS: list[dict[str, object]] = [{"faa": "JFK", "alt": 13}, {"faa": "LGA", "alt": 22}]
 
 
 class Upstream:
@@ -24,6 +25,7 @@ class Upstream:
         self.slow_seconds = slow_seconds
         self.burst_left = 0
         self.requests = 0
+        self.headers_seen: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -87,7 +89,8 @@ class Upstream:
                 if self.path.startswith("/missing"):
                     self._send(404, {"error": "not found"})
                     return
-                self._send(200, {"ok": True, "path": self.path, "at": time.time()})
+                upstream.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+                self._send(200, {"ok": True, "path": self.path, "items": ITEMS, "at": time.time()})
 
             def _send(self, status: int, body: object) -> None:
                 data = json.dumps(body).encode()

@@ -32,6 +32,8 @@ __all__ = [
     "Deadline",
     "Destination",
     "FileSource",
+    "HttpEndpoint",
+    "HttpSource",
     "PipelineConfig",
     "PythonTransform",
     "Retries",
@@ -277,21 +279,51 @@ class DatasetSource(_Model):
     )
 
 
+class HttpEndpoint(_Model):
+    """A JSON endpoint of an HTTP API described by a Prefect block."""
+
+    block: str = Field(
+        min_length=1,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name of the `http-json-api` block (base URL, headers, timeouts).",
+    )
+    path: str = Field(default="/", pattern=r"^/", description="Path under the block's base URL.")
+    params: dict[str, str] = Field(default_factory=dict, description="Query parameters.")
+    records: str | None = Field(
+        default=None,
+        description="Dotted key of the list of records in the JSON (left out: the JSON is it).",
+    )
+
+
+class HttpSource(_Model):
+    """Records from an HTTP JSON API, behind the API's circuit breaker."""
+
+    http: HttpEndpoint
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None, description="Breaker settings for this API (over the pipeline's)."
+    )
+
+
+_SOURCE_KINDS: Final = {DatasetSource: "dataset", FileSource: "path", HttpSource: "http"}
+
+
 def _source_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        kinds = [kind for kind in ("dataset", "path") if kind in value]
+        kinds = [kind for kind in ("dataset", "path", "http") if kind in value]
         return kinds[0] if len(kinds) == 1 else None
     if isinstance(value, BaseModel):
-        return "dataset" if isinstance(value, DatasetSource) else "path"
+        return _SOURCE_KINDS.get(type(value))
     return None
 
 
 Source = Annotated[
-    Annotated[DatasetSource, Tag("dataset")] | Annotated[FileSource, Tag("path")],
+    Annotated[DatasetSource, Tag("dataset")]
+    | Annotated[FileSource, Tag("path")]
+    | Annotated[HttpSource, Tag("http")],
     Discriminator(
         _source_kind,
         custom_error_type="source_kind",
-        custom_error_message="a source needs exactly one of `dataset:` or `path:`",
+        custom_error_message="a source needs exactly one of `dataset:`, `path:` or `http:`",
     ),
 ]
 
@@ -588,7 +620,7 @@ class PipelineConfig(_Model):
         return self
 
     @property
-    def inputs(self) -> dict[str, DatasetSource | FileSource]:
+    def inputs(self) -> dict[str, DatasetSource | FileSource | HttpSource]:
         """Every source under its table name."""
         if self.source is not None:
             return {SINGLE_SOURCE_NAME: self.source}
@@ -601,7 +633,7 @@ class PipelineConfig(_Model):
         for table, source in self.inputs.items():
             if isinstance(source, DatasetSource):
                 names[source.dataset] = table
-            elif source.external_dataset is not None:
+            elif isinstance(source, FileSource) and source.external_dataset is not None:
                 names[source.external_dataset] = table
         return names
 

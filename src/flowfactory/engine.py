@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from flowfactory.config import DatasetSource, FileSource, PythonTransform, SqlTransform
+from flowfactory.config import (
+    DatasetSource,
+    FileSource,
+    HttpSource,
+    PythonTransform,
+    SqlTransform,
+)
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.errors import ConfigError, PipelineRunError
 from flowfactory.loader import DEFAULTS_FILE, PipelineFile, load_pipeline, pipeline_paths
@@ -79,11 +85,15 @@ def resolve_transform(pipeline: PipelineFile, settings: Settings) -> TransformFn
 
 
 def read_source(
-    source: DatasetSource | FileSource, root: DataRoot, partition: Partition | None
+    source: DatasetSource | FileSource | HttpSource, root: DataRoot, partition: Partition | None
 ) -> pl.LazyFrame:
     """A source as a LazyFrame, narrowed to ``partition`` when its columns allow."""
     if isinstance(source, DatasetSource):
         return root.read_dataset(source.dataset, partition)
+    if isinstance(source, HttpSource):
+        from flowfactory.http_source import read_http  # noqa: PLC0415 - loads Prefect blocks
+
+        return read_http(source, None).lazy()
     return root.read_files(source, partition)
 
 

@@ -9,7 +9,7 @@ from croniter import croniter
 
 from flowfactory import events
 from flowfactory.breaker.integration import notification_breaker
-from flowfactory.config import DatasetSource
+from flowfactory.config import DatasetSource, HttpSource
 from flowfactory.datasets import DataRoot
 from flowfactory.engine import find_pipeline
 from flowfactory.loader import PipelineFile
@@ -22,6 +22,8 @@ def last_input_update(pipeline: PipelineFile, root: DataRoot) -> datetime | None
     """When any input of the pipeline last changed (None if none has data)."""
     stamps: list[float] = []
     for source in pipeline.config.inputs.values():
+        if isinstance(source, HttpSource):
+            continue  # an API keeps no modification time
         if isinstance(source, DatasetSource):
             fs, files = root.fs, root.dataset_files(source.dataset)
         else:

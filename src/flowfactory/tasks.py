@@ -22,7 +22,7 @@ from flowfactory.breaker.integration import (
     source_breaker,
     source_dependency,
 )
-from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource
+from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, HttpSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
     RunSummary,
@@ -33,6 +33,7 @@ from flowfactory.engine import (
     resolve_transform,
 )
 from flowfactory.errors import ConfigError
+from flowfactory.http_source import read_http
 from flowfactory.loader import PipelineFile, Project, load_project
 from flowfactory.settings import Settings, get_settings
 from flowfactory.triggering import announce_update
@@ -43,13 +44,15 @@ __all__ = ["announce", "extract", "load", "run_pipeline", "transform"]
 @task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
 def extract(
     table: str,  # noqa: ARG001 - names the task run in the UI
-    source: DatasetSource | FileSource,
+    source: DatasetSource | FileSource | HttpSource,
     root: DataRoot,
     partition: Partition | None,
     breaker: CircuitBreakerConfig | None = None,
 ) -> pl.DataFrame:
     """Read one source (narrowed to the partition) into memory, through its breaker if remote."""
     guard = source_breaker(source, breaker) if breaker is not None else None
+    if isinstance(source, HttpSource):
+        return read_http(source, guard)
     return guarded(guard, lambda: read_source(source, root, partition).collect())
 
 
@@ -196,7 +199,9 @@ def run_pipeline(
 
 
 def _extract_for(
-    extract_task: Any, source: DatasetSource | FileSource, breaker: CircuitBreakerConfig
+    extract_task: Any,
+    source: DatasetSource | FileSource | HttpSource,
+    breaker: CircuitBreakerConfig,
 ) -> Any:
     """The extract task of a source: no retry is spent while its dependency's circuit is open."""
     found = source_dependency(source, breaker)

@@ -163,7 +163,7 @@ def test_cli_forces_a_breaker_fleet_wide(tmp_path: Path, redis_url: str) -> None
         }
     ]
     # A worker in another process sees it: rejected without calling.
-    worker = BreakerRegistry(store=RedisStore(redis_url))
+    worker = BreakerRegistry(store=RedisStore(redis_url, timeout=5.0))
     calls: list[int] = []
     with pytest.raises(Exception, match="forced-open"):
         worker.get("s3.bucket").call(calls.append, 1)

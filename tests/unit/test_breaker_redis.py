@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.breaker_worker import CONFIG, worker
+from tests.breaker_worker import CONFIG, OPEN_SECONDS, worker
 from tests.helpers import free_port
 from tests.redis_server import running_redis
 from tests.upstream import Upstream, running_upstream
@@ -31,7 +31,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def store(redis_url: str) -> Iterator[RedisStore]:
     """A store on a flushed database."""
-    store = RedisStore(redis_url, namespace="test")
+    store = RedisStore(redis_url, namespace="test", timeout=5.0)
     store.client.flushdb()
     yield store
     store.client.close()
@@ -64,7 +64,7 @@ def attempt(registry: BreakerRegistry, upstream: Upstream) -> str:
 
 def test_two_registries_see_one_circuit(store: RedisStore, upstream: Upstream) -> None:
     first = BreakerRegistry(store=store)
-    second = BreakerRegistry(store=RedisStore(_url(store), namespace="test"))
+    second = BreakerRegistry(store=RedisStore(_url(store), namespace="test", timeout=5.0))
     heard: list[Transition] = []
     first.add_listener(heard.append)
     second.add_listener(heard.append)
@@ -73,7 +73,7 @@ def test_two_registries_see_one_circuit(store: RedisStore, upstream: Upstream) -
     assert outcomes == ["failed"] * 4 + ["rejected:open"] * 4
     assert upstream.requests == 4
     assert [(t.old, t.new, t.shared) for t in heard] == [("closed", "open", True)]
-    time.sleep(0.6)
+    time.sleep(OPEN_SECONDS + 0.2)
     upstream.set("healthy")
     assert attempt(second, upstream) == "ok"
     assert attempt(first, upstream) == "ok"
@@ -83,11 +83,11 @@ def test_two_registries_see_one_circuit(store: RedisStore, upstream: Upstream) -
 
 
 def test_two_worker_processes_share_one_circuit(redis_url: str, upstream: Upstream) -> None:
-    RedisStore(redis_url, namespace="test").client.flushdb()
+    RedisStore(redis_url, namespace="test", timeout=5.0).client.flushdb()
     spawn = multiprocessing.get_context("spawn")
 
     def run_workers(calls: int, threads: int) -> list[list[str]]:
-        start, results = spawn.Event(), spawn.Queue()
+        start, results = spawn.Barrier(3), spawn.Queue()  # two workers and this test
         processes = [
             spawn.Process(
                 target=worker,
@@ -98,7 +98,7 @@ def test_two_worker_processes_share_one_circuit(redis_url: str, upstream: Upstre
         ]
         for process in processes:
             process.start()
-        start.set()
+        start.wait(60)
         outcomes = [results.get(timeout=60) for _ in processes]
         for process in processes:
             process.join(timeout=30)
@@ -115,16 +115,27 @@ def test_two_worker_processes_share_one_circuit(redis_url: str, upstream: Upstre
     assert all(len(outcomes) == 10 for outcomes in first)
     assert all("rejected:open" in outcomes for outcomes in first)
 
-    time.sleep(0.6)
+    time.sleep(OPEN_SECONDS + 0.2)
     before = upstream.requests
     upstream.set("slow")
-    threading.Timer(3.0, upstream.set, args=("healthy",)).start()
+
+    def heal_after_the_probe_arrives() -> None:
+        # The probe hangs at the upstream; the other nine calls meet a half-open circuit.
+        deadline = time.monotonic() + 60
+        while upstream.requests == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)
+        upstream.set("healthy")
+
+    healer = threading.Thread(target=heal_after_the_probe_arrives)
+    healer.start()
     second = run_workers(calls=1, threads=5)
+    healer.join()
     flat = [o for outcomes in second for o in outcomes]
     assert upstream.requests - before == 1  # one probe for the whole fleet
     assert flat.count("ok") == 1
     assert flat.count("rejected:half-open") == 9
-    store = RedisStore(redis_url, namespace="test")
+    store = RedisStore(redis_url, namespace="test", timeout=5.0)
     assert store.status("upstream")[0] == "closed"
 
 
@@ -158,7 +169,7 @@ def test_concurrent_failures_do_not_overshoot_the_threshold(store: RedisStore) -
 
 def test_operator_forces_open_and_closed_fleet_wide(store: RedisStore, upstream: Upstream) -> None:
     operator = BreakerRegistry(store=store)
-    worker_registry = BreakerRegistry(store=RedisStore(_url(store), namespace="test"))
+    worker_registry = BreakerRegistry(store=RedisStore(_url(store), namespace="test", timeout=5.0))
     operator.force("upstream", Override.FORCED_OPEN)
     assert attempt(worker_registry, upstream) == "rejected:forced-open"
     assert upstream.requests == 0
@@ -177,7 +188,7 @@ def test_operator_forces_open_and_closed_fleet_wide(store: RedisStore, upstream:
 def test_redis_down_falls_back_to_local_with_a_warning(
     upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dead = RedisStore(f"redis://127.0.0.1:{free_port()}/0", namespace="test")
+    dead = RedisStore(f"redis://127.0.0.1:{free_port()}/0", namespace="test", timeout=5.0)
     registry = BreakerRegistry(store=dead)
     with caplog.at_level(logging.WARNING):
         assert attempt(registry, upstream) == "ok"

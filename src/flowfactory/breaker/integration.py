@@ -16,7 +16,7 @@ from flowfactory.breaker.core import (
     Transition,
     registry,
 )
-from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource
+from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, HttpSource
 from flowfactory.errors import PipelineRunError
 
 if TYPE_CHECKING:
@@ -57,13 +57,15 @@ def dependency_of_url(url: str) -> str | None:
 
 
 def source_dependency(
-    source: DatasetSource | FileSource, pipeline_config: CircuitBreakerConfig
+    source: DatasetSource | FileSource | HttpSource, pipeline_config: CircuitBreakerConfig
 ) -> tuple[str, CircuitBreakerConfig] | None:
     """The dependency a source reaches outside the process, with its breaker settings.
 
     None for dataset sources and local files, and when the breaker is turned off.
     """
-    if isinstance(source, DatasetSource) or not source.is_url:
+    if isinstance(source, DatasetSource):
+        return None
+    if isinstance(source, FileSource) and not source.is_url:
         return None
     config = (
         source.circuit_breaker.over(pipeline_config)
@@ -72,12 +74,15 @@ def source_dependency(
     )
     if not config.enabled:
         return None
-    name = config.dependency or dependency_of_url(source.path)
+    if isinstance(source, HttpSource):
+        name: str | None = config.dependency or f"http.{source.http.block}"
+    else:
+        name = config.dependency or dependency_of_url(source.path)
     return None if name is None else (name, config)
 
 
 def source_breaker(
-    source: DatasetSource | FileSource,
+    source: DatasetSource | FileSource | HttpSource,
     pipeline_config: CircuitBreakerConfig,
     breakers: BreakerRegistry | None = None,
 ) -> Breaker | None:
