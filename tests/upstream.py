@@ -26,6 +26,7 @@ class Upstream:
         self.burst_left = 0
         self.requests = 0
         self.headers_seen: list[dict[str, str]] = []
+        self.posted: list[bytes] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -91,6 +92,11 @@ class Upstream:
                     return
                 upstream.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
                 self._send(200, {"ok": True, "path": self.path, "items": ITEMS, "at": time.time()})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                upstream.posted.append(self.rfile.read(length))
+                self._send(200, {"ok": True})
 
             def _send(self, status: int, body: object) -> None:
                 data = json.dumps(body).encode()

@@ -162,6 +162,11 @@ class CircuitBreakerConfig(_Model):
     minimum_calls: int = Field(
         default=10, ge=1, le=10_000, description="No rate is judged on fewer calls than this."
     )
+    notify: str | None = Field(
+        default=None,
+        description="A Prefect notification block (type-slug/name, e.g. slack-webhook/alerts) "
+        "to notify when the circuit opens.",
+    )
     retry_budget: float = Field(
         default=0.2,
         ge=0.0,

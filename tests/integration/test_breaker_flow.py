@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from prefect import flow
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.events import Event
@@ -85,6 +86,12 @@ def test_http_source_down_then_up(stack: LocalStack, tmp_path: Path, upstream: U
         block
     )
     dependency = f"http.{block}"
+    CustomWebhookNotificationBlock(
+        name="breaker",
+        url=f"{upstream.url}/hook",
+        json_data={"text": "{{subject}} | {{body}}"},
+        allow_private_urls=True,
+    ).save(f"{block}-hook")
     root = tmp_path / "project"
     (root / "deployments").mkdir(parents=True)
     (root / "deployments" / "airports.yaml").write_text(
@@ -92,7 +99,8 @@ def test_http_source_down_then_up(stack: LocalStack, tmp_path: Path, upstream: U
         f"source: {{http: {{block: {block}, path: /airports, records: items}}}}\n"
         "destination: {dataset: airports_http}\n"
         "retries: {attempts: 3, delay: 0s}\n"
-        f"circuit_breaker: {{failure_threshold: 2, reset_after: {OPEN_SECONDS}s, jitter: 0}}\n"
+        f"circuit_breaker: {{failure_threshold: 2, reset_after: {OPEN_SECONDS}s, jitter: 0, "
+        f"notify: custom-webhook/{block}-hook}}\n"
     )
     settings = project_settings(root, stack)
 
@@ -110,6 +118,12 @@ def test_http_source_down_then_up(stack: LocalStack, tmp_path: Path, upstream: U
 
     opened = _wait_for_event("circuit-breaker.opened", f"circuit-breaker.{dependency}")
     assert opened[0].payload["failure_count"] == 2
+    assert opened[0].payload["last_error"] == "RemoteProtocolError"
+    deadline = time.monotonic() + 30
+    while not upstream.posted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(upstream.posted) == 1  # the pipeline asked to be told when it opens
+    assert f"circuit breaker opened: {dependency}" in upstream.posted[0].decode()
 
     upstream.set("healthy")
     time.sleep(max(0.0, OPEN_SECONDS + 0.5 - (time.monotonic() - opened_at)))

@@ -3,6 +3,9 @@ call, the retry condition that spends no retry on an open circuit, and the trans
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -36,6 +39,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 RetryCondition = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], Coroutine[Any, Any, bool]]
 
 # Schemes that never leave the machine: no breaker (and no dependency) for them.
@@ -156,14 +160,60 @@ def _emit_transition(transition: Transition) -> None:
     events.emit(name, resource, payload)
 
 
+def _notify(block_name: str, transition: Transition) -> None:
+    """Send the "circuit opened" notification (in its own thread: never on the caller's time)."""
+    import prefect.blocks.notifications  # noqa: F401, PLC0415 - registers the block classes
+    from prefect.blocks.abstract import NotificationBlock  # noqa: PLC0415
+    from prefect.blocks.core import Block  # noqa: PLC0415
+
+    subject = f"circuit breaker opened: {transition.dependency}"
+    wait = f"{transition.open_seconds:.0f} s" if transition.open_seconds is not None else "a while"
+    body = (
+        f"{transition.dependency}: {transition.failures} failure(s), last "
+        f"{transition.last_error or 'unknown'}; calls are refused for {wait}"
+    )
+
+    async def send() -> None:
+        block: Block = await Block.aload(block_name)
+        if not isinstance(block, NotificationBlock):
+            logger.warning("block %r is not a notification block; nobody notified", block_name)
+            return
+        await block.notify(body=body, subject=subject)
+
+    try:
+        asyncio.run(send())
+    except Exception as exc:  # noqa: BLE001 - a failed notification must not break anything
+        logger.warning("could not notify through block %r: %s", block_name, exc)
+
+
+def _notifier(breakers: BreakerRegistry) -> Callable[[Transition], None]:
+    def notify_on_open(transition: Transition) -> None:
+        if transition.new != "open":
+            return
+        block_name = breakers.get(transition.dependency).config.notify
+        if block_name:
+            # The caller's context carries Prefect's settings (which API) into the thread.
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run,
+                args=(_notify, block_name, transition),
+                name="breaker-notify",
+                daemon=False,
+            ).start()
+
+    return notify_on_open
+
+
 _installed: set[int] = set()
 _installed_lock = threading.Lock()
 
 
 def install_events(breakers: BreakerRegistry) -> None:
-    """Emit a Prefect event on every transition of ``breakers`` (once per registry)."""
+    """Emit a Prefect event on every transition of ``breakers``, and notify on opening
+    where the breaker's config names a block (installed once per registry)."""
     with _installed_lock:
         if id(breakers) in _installed:
             return
         _installed.add(id(breakers))
     breakers.add_listener(_emit_transition)
+    breakers.add_listener(_notifier(breakers))
