@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import sys
 import textwrap
 import threading
 import time
@@ -479,3 +480,44 @@ def _depth(exc: BaseException) -> int:
     while tb is not None:
         depth, tb = depth + 1, tb.tb_next
     return depth
+
+
+def test_one_breaker_shared_by_threads_under_churn() -> None:
+    registry = BreakerRegistry()
+    breaker = registry.get(
+        "svc", config(failure_threshold=2, reset_after=0.001, half_open_probes=2)
+    )
+    unexpected: list[BaseException] = []
+    in_body = 0
+    lock = threading.Lock()
+
+    def body(fail: bool) -> None:
+        nonlocal in_body
+        with lock:
+            in_body += 1
+        if fail:
+            raise OSError("down")
+
+    def hammer(seed: int) -> None:
+        for index in range(3000):
+            try:
+                breaker.call(body, (index + seed) % 3 != 0)
+            except (OSError, CircuitOpenError):
+                pass
+            except BaseException as exc:  # noqa: BLE001 - what the test looks for
+                unexpected.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(seed,)) for seed in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert unexpected == []
+    assert in_body > 0
+    assert breaker.rejected > 0
+    assert 0 <= breaker._probes <= 2
