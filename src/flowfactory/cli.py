@@ -353,12 +353,29 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
         stack.start_worker(pool)
+    _serve_demo_api(project)
     from flowfactory.triggering import reconcile_project  # noqa: PLC0415
 
     # Updates that landed while the stack was down have no event; derive them from the data.
     missed = reconcile_project(settings)
     if missed:
         typer.echo(f"picked up updates that landed while stopped: {', '.join(missed)}")
+
+
+def _serve_demo_api(project: Project) -> None:
+    """Start the demo's airports API (for as long as this command runs) if a pipeline reads it."""
+    from flowfactory.config import HttpSource  # noqa: PLC0415
+    from flowfactory.demo_api import BLOCK_NAME, AirportsApi  # noqa: PLC0415
+
+    if not any(
+        isinstance(s, HttpSource) and s.http.block == BLOCK_NAME
+        for p in project.pipelines
+        for s in p.config.inputs.values()
+    ):
+        return
+    api = AirportsApi().start()
+    api.save_block()
+    typer.echo(f"demo airports API at {api.url} (block {BLOCK_NAME})")
 
 
 def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:

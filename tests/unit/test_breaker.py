@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,6 +76,13 @@ def attempt(registry: BreakerRegistry, client: httpx.Client, url: str, **kw: obj
     return "ok"
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until ``condition`` holds (threads on a busy machine take their time)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def wait_open_time(seconds: float = RESET) -> None:
     """Let the open period run out."""
     time.sleep(seconds + 0.1)
@@ -127,8 +134,8 @@ def test_exactly_one_probe_under_concurrency(upstream: Upstream) -> None:
     threads = [threading.Thread(target=one) for _ in range(20)]
     for thread in threads:
         thread.start()
-    while len(outcomes) < 19:
-        time.sleep(0.01)
+    wait_for(lambda: len(outcomes) == 19 and upstream.requests >= 4)
+    time.sleep(0.2)  # a second probe, if one had been let through, would have arrived by now
     assert upstream.requests == 3 + 1
     assert breaker.state() == "half-open"
     upstream.set("healthy")  # releases the probe, which succeeds
@@ -156,8 +163,8 @@ def test_allowed_probes_are_bounded_by_config(upstream: Upstream) -> None:
     threads = [threading.Thread(target=one) for _ in range(10)]
     for thread in threads:
         thread.start()
-    while len(outcomes) < 7:
-        time.sleep(0.01)
+    wait_for(lambda: len(outcomes) == 7 and upstream.requests >= 6)
+    time.sleep(0.2)
     assert upstream.requests == 3 + 3
     upstream.set("healthy")
     for thread in threads:
