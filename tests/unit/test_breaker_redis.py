@@ -217,3 +217,15 @@ def test_redis_that_hangs_times_out_and_falls_back(
 def _url(store: RedisStore) -> str:
     kwargs = store.client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def test_retry_budget_is_earned_back_with_shared_state(store: RedisStore) -> None:
+    registry = BreakerRegistry(store=store)
+    breaker = registry.get("svc", CircuitBreakerConfig(failure_threshold=100, retry_budget=1.0))
+    for _ in range(5):
+        with pytest.raises(OSError, match="down"), breaker.guard():
+            raise OSError("down")
+    assert not breaker.allow_retry()  # 10 tokens, 5 failures: at the floor
+    for _ in range(3):
+        breaker.call(lambda: None)
+    assert breaker.allow_retry()

@@ -464,6 +464,9 @@ class Breaker:
             time.perf_counter() - permit.started > slow_after.total_seconds()
         )
         if permit.shared is not None:
+            # The retry budget stays per process: it bounds what this worker adds to the load.
+            with self._lock:
+                self._earn(outcome)
             error = type(exc).__name__ if outcome == "failure" and exc is not None else None
             self._record_shared(permit.shared, outcome, slow, error)
             return
@@ -478,11 +481,10 @@ class Breaker:
             ctx = self._context
             old = _FROM_PURGATORY[ctx.state]
             failures = 0
+            self._earn(outcome)
             if outcome == "success":
-                self._tokens = min(RETRY_TOKENS, self._tokens + self.config.retry_budget)
                 ctx.handle_end_request()
             else:
-                self._tokens = max(0.0, self._tokens - 1)
                 assert exc is not None  # noqa: S101 - a failure has an exception
                 self._last_error = type(exc).__name__
                 failures = (ctx.failure_count or 0) + 1
@@ -493,6 +495,13 @@ class Breaker:
             self._clean = ctx.state == "closed" and not ctx.failure_count
         if transitions:
             self._owner.dispatch(transitions)
+
+    def _earn(self, outcome: Literal["success", "failure", "neutral"]) -> None:
+        """Retry tokens: a success earns ``retry_budget``, a failure costs one (lock held)."""
+        if outcome == "success":
+            self._tokens = min(RETRY_TOKENS, self._tokens + self.config.retry_budget)
+        elif outcome == "failure":
+            self._tokens = max(0.0, self._tokens - 1)
 
     def _record_shared(
         self,
