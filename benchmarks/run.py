@@ -1,6 +1,7 @@
 """Run the benchmarks, print one table of figures and ratios, write results/latest.json.
 
-Usage: .venv/bin/python benchmarks/run.py [--only load|run|events|mechanisms|schema|diff]
+Usage: .venv/bin/python benchmarks/run.py
+       [--only load|run|events|mechanisms|schema|diff|breaker]
        [--load-repeats N] [--run-repeats K] [--schema-repeats S]
        [--diff-rows 1000000 10000000] [--diff-no-peers]
 """
@@ -18,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
+import bench_breaker
 import bench_diff
 import bench_events
 import bench_load
@@ -174,6 +176,68 @@ def _schema_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _breaker_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    per_call, overhead = result["per_call_us"], result["overhead_us"]
+    met = result["meets_targets"]
+    target_call, target_reject = result["targets"]["overhead_us"], result["targets"]["rejection_us"]
+
+    def verdict(key: str, text: str) -> str:
+        return f"{text}: {'met' if met[key] else 'MISSED'}"
+
+    rows: list[tuple[str, ...]] = [
+        ("breaker", "closed: unwrapped await", "", f"{per_call['unwrapped']:.2f} us", "", "", "")
+    ]
+    for key, label in (
+        ("purgatory", "closed: purgatory decorator"),
+        ("flowfactory", "closed: breaker.acall"),
+        ("flowfactory_block", "closed: async with guard()"),
+    ):
+        check = verdict("overhead", f"<= {target_call:g} us") if key == "flowfactory" else ""
+        rows.append(
+            (
+                "breaker",
+                label,
+                "",
+                f"{per_call[key]:.2f} us",
+                f"+{overhead[key]:.2f} us",
+                f"{per_call[key] / per_call['purgatory']:.2f}x purgatory",
+                check,
+            )
+        )
+    reject, memory = result["per_rejection_us"], result["memory_mib_after_100k"]
+    rows.extend(
+        (
+            "breaker",
+            f"open: rejection, {key}",
+            "",
+            f"{reject[key]:.2f} us",
+            f"{memory[key]:.2f} MiB/100k",
+            f"{reject[key] / reject['purgatory']:.2f}x purgatory",
+            verdict("rejection", f"<= {target_reject:g} us") if key == "flowfactory" else "",
+        )
+        for key in ("purgatory", "flowfactory")
+    )
+    storm = result["storm"]
+    for concurrency, pair in storm["by_concurrency"].items():
+        without = pair["without_breaker"]["upstream_requests"]
+        with_it = pair["with_breaker"]["upstream_requests"]
+        check = ""
+        if concurrency == "1":
+            check = verdict("storm", f"<= {storm['threshold'] + storm['probes']}")
+        rows.append(
+            (
+                "breaker",
+                f"storm {storm['tasks']}x{storm['retries']} retries, {concurrency} in flight",
+                f"{without} req",
+                f"{with_it} req",
+                "upstream requests",
+                f"{with_it / without:.3f}x",
+                check,
+            )
+        )
+    return rows
+
+
 def _diff_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     targets = result["targets"]
@@ -267,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--only",
-        choices=["load", "run", "events", "mechanisms", "schema", "diff"],
+        choices=["load", "run", "events", "mechanisms", "schema", "diff", "breaker"],
         help="run one benchmark only",
     )
     parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
@@ -306,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "diff"):
         results["diff"] = bench_diff.run(sizes=tuple(args.diff_rows), peers=not args.diff_no_peers)
         rows += _diff_rows(results["diff"])
+    if args.only in (None, "breaker"):
+        results["breaker"] = bench_breaker.run()
+        rows += _breaker_rows(results["breaker"])
     results["environment"] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),

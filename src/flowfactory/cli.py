@@ -487,12 +487,31 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
         stack.start_worker(pool)
+    _serve_demo_api(project, settings)
     from flowfactory.triggering import reconcile_project  # noqa: PLC0415
 
     # Updates that landed while the stack was down have no event; derive them from the data.
     missed = reconcile_project(settings)
     if missed:
         typer.echo(f"picked up updates that landed while stopped: {', '.join(missed)}")
+
+
+def _serve_demo_api(project: Project, settings: Settings) -> None:
+    """Start the demo's airports API (for as long as this command runs) if a pipeline reads it."""
+    from flowfactory.config import HttpSource  # noqa: PLC0415
+    from flowfactory.demo_api import BLOCK_NAME, DOWN_FLAG, AirportsApi  # noqa: PLC0415
+
+    if not any(
+        isinstance(s, HttpSource) and s.http.block == BLOCK_NAME
+        for p in project.pipelines
+        for s in p.config.inputs.values()
+    ):
+        return
+    flag = settings.state_path / DOWN_FLAG
+    flag.unlink(missing_ok=True)
+    api = AirportsApi(down_flag=flag).start()
+    api.save_block()
+    typer.echo(f"demo airports API at {api.url} (block {BLOCK_NAME}; `touch {flag}` takes it down)")
 
 
 def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:
@@ -551,6 +570,84 @@ def demo(
     if not result.ok:
         raise typer.Exit(1)
     typer.echo("demo scenario held: every pipeline produced its output")
+
+
+# ------------------------------------------------------------------------------------------------
+# Status and circuit breakers
+
+breaker_app = typer.Typer(
+    help="Force a dependency's circuit breaker open or closed, or reset it, for every worker "
+    "(needs FLOWFACTORY_BREAKER_REDIS_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(breaker_app, name="breaker")
+
+
+@app.command()
+@_report_errors
+def status(
+    output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Show breaker states (one row per dependency the pipelines reach)."""
+    from flowfactory.status import status_rows  # noqa: PLC0415
+
+    settings = get_settings()
+    try:
+        project: Project | None = _project(settings)
+    except ConfigError:
+        project = None  # still show what the shared store knows; `validate` explains the rest
+    rows = status_rows(project)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no circuit breakers: no pipeline reaches an external dependency")
+        return
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        typer.echo(f"{row.kind:<8} {row.name:<{width}}  {row.state:<13} {row.detail}")
+
+
+def _force(dependency: str, verb: str) -> None:
+    from flowfactory.breaker import Override, registry  # noqa: PLC0415
+
+    breakers = registry()
+    if breakers.store is None:
+        raise FlowfactoryError(
+            "breaker state is per process without shared state: set "
+            "FLOWFACTORY_BREAKER_REDIS_URL to control breakers fleet-wide"
+        )
+    if verb == "reset":
+        breakers.reset(dependency)
+    else:
+        override = Override.FORCED_OPEN if verb == "open" else Override.FORCED_CLOSED
+        breakers.force(dependency, override)
+    typer.echo(f"circuit breaker {dependency}: {verb}")
+
+
+@breaker_app.command("open")
+@_report_errors
+def breaker_open(dependency: Annotated[str, typer.Argument(help="The dependency's name.")]) -> None:
+    """Reject every call to DEPENDENCY on every worker until `close` or `reset`."""
+    _force(dependency, "open")
+
+
+@breaker_app.command("close")
+@_report_errors
+def breaker_close(
+    dependency: Annotated[str, typer.Argument(help="The dependency's name.")],
+) -> None:
+    """Let every call to DEPENDENCY through on every worker until `reset`."""
+    _force(dependency, "close")
+
+
+@breaker_app.command("reset")
+@_report_errors
+def breaker_reset(
+    dependency: Annotated[str, typer.Argument(help="The dependency's name.")],
+) -> None:
+    """Lift any forced state and forget failures: closed, counting afresh."""
+    _force(dependency, "reset")
 
 
 def main() -> None:

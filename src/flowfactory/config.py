@@ -28,11 +28,14 @@ from pydantic import (
 from flowfactory.contracts import SchemaConfig
 
 __all__ = [
+    "CircuitBreakerConfig",
     "CsvOptions",
     "DatasetSource",
     "Deadline",
     "Destination",
     "FileSource",
+    "HttpEndpoint",
+    "HttpSource",
     "PipelineConfig",
     "PythonTransform",
     "Retries",
@@ -111,6 +114,92 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------
+# Circuit breaker
+
+
+class CircuitBreakerConfig(_Model):
+    """How the circuit breaker of an external dependency trips, waits and probes.
+
+    Every field has a default, so a pipeline or source block names only what it changes; a
+    source's block is laid over its pipeline's, which is laid over ``_defaults.yaml``.
+    """
+
+    enabled: bool = True
+    dependency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        description="Name of the dependency (shared by everyone who names it); derived from "
+        "the source's URL host when left out.",
+    )
+    failure_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive failures that open the circuit."
+    )
+    reset_after: Duration = Field(
+        default=timedelta(seconds=30), description="How long the circuit stays open at first."
+    )
+    backoff: float = Field(
+        default=2.0, ge=1.0, le=10.0, description="Open time multiplier for each re-open in a row."
+    )
+    max_reset_after: Duration = Field(
+        default=timedelta(minutes=10), description="Ceiling of the backed-off open time."
+    )
+    jitter: float = Field(
+        default=0.2, ge=0.0, le=1.0, description="Open time is shortened by up to this fraction."
+    )
+    half_open_probes: int = Field(
+        default=1, ge=1, le=100, description="Calls let through at once to test recovery."
+    )
+    failure_rate_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Also open when this fraction of the last `window` calls failed.",
+    )
+    slow_call_duration: Duration | None = Field(
+        default=None, description="A call slower than this counts toward the slow-call rate."
+    )
+    slow_call_rate_threshold: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Open when this fraction of the window was slow."
+    )
+    window: int = Field(default=20, ge=2, le=10_000, description="Calls in the rate window.")
+    minimum_calls: int = Field(
+        default=10, ge=1, le=10_000, description="No rate is judged on fewer calls than this."
+    )
+    notify: str | None = Field(
+        default=None,
+        description="A Prefect notification block (type-slug/name, e.g. slack-webhook/alerts) "
+        "to notify when the circuit opens.",
+    )
+    retry_budget: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Retries allowed per successful call (gRPC-style token bucket); 0: none.",
+    )
+
+    @field_validator("reset_after", "max_reset_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CircuitBreakerConfig:
+        if self.max_reset_after < self.reset_after:
+            raise FieldValueError(("max_reset_after",), "must not be shorter than reset_after")
+        if self.minimum_calls > self.window:
+            raise FieldValueError(("minimum_calls",), "must not exceed window")
+        return self
+
+    def over(self, base: CircuitBreakerConfig | None) -> CircuitBreakerConfig:
+        """This block laid over ``base``: the fields set here win."""
+        if base is None:
+            return self
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
+# --------------------------------------------------------------------------------------------
 # Sources
 
 
@@ -145,6 +234,9 @@ class FileSource(_Model):
         default=None,
         description="Name these files as an external dataset, so that `flowfactory emit NAME` "
         "(or a dataset.updated event for it) can trigger the pipeline.",
+    )
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None, description="Breaker settings for this source (over the pipeline's)."
     )
 
     @field_validator("path")
@@ -195,21 +287,51 @@ class DatasetSource(_Model):
     )
 
 
+class HttpEndpoint(_Model):
+    """A JSON endpoint of an HTTP API described by a Prefect block."""
+
+    block: str = Field(
+        min_length=1,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name of the `http-json-api` block (base URL, headers, timeouts).",
+    )
+    path: str = Field(default="/", pattern=r"^/", description="Path under the block's base URL.")
+    params: dict[str, str] = Field(default_factory=dict, description="Query parameters.")
+    records: str | None = Field(
+        default=None,
+        description="Dotted key of the list of records in the JSON (left out: the JSON is it).",
+    )
+
+
+class HttpSource(_Model):
+    """Records from an HTTP JSON API, behind the API's circuit breaker."""
+
+    http: HttpEndpoint
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None, description="Breaker settings for this API (over the pipeline's)."
+    )
+
+
+_SOURCE_KINDS: Final = {DatasetSource: "dataset", FileSource: "path", HttpSource: "http"}
+
+
 def _source_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        kinds = [kind for kind in ("dataset", "path") if kind in value]
+        kinds = [kind for kind in ("dataset", "path", "http") if kind in value]
         return kinds[0] if len(kinds) == 1 else None
     if isinstance(value, BaseModel):
-        return "dataset" if isinstance(value, DatasetSource) else "path"
+        return _SOURCE_KINDS.get(type(value))
     return None
 
 
 Source = Annotated[
-    Annotated[DatasetSource, Tag("dataset")] | Annotated[FileSource, Tag("path")],
+    Annotated[DatasetSource, Tag("dataset")]
+    | Annotated[FileSource, Tag("path")]
+    | Annotated[HttpSource, Tag("http")],
     Discriminator(
         _source_kind,
         custom_error_type="source_kind",
-        custom_error_message="a source needs exactly one of `dataset:` or `path:`",
+        custom_error_message="a source needs exactly one of `dataset:`, `path:` or `http:`",
     ),
 ]
 
@@ -474,6 +596,10 @@ class PipelineConfig(_Model):
     trigger: Trigger | None = None
     sla: Sla | None = None
     retries: Retries = Field(default_factory=Retries)
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig,
+        description="Breakers of the external dependencies this pipeline touches.",
+    )
     work_pool: str = Field(
         default="flowfactory", min_length=1, description="Prefect work pool for the runs."
     )
@@ -514,7 +640,7 @@ class PipelineConfig(_Model):
         return self
 
     @property
-    def inputs(self) -> dict[str, DatasetSource | FileSource]:
+    def inputs(self) -> dict[str, DatasetSource | FileSource | HttpSource]:
         """Every source under its table name."""
         if self.source is not None:
             return {SINGLE_SOURCE_NAME: self.source}
@@ -527,7 +653,7 @@ class PipelineConfig(_Model):
         for table, source in self.inputs.items():
             if isinstance(source, DatasetSource):
                 names[source.dataset] = table
-            elif source.external_dataset is not None:
+            elif isinstance(source, FileSource) and source.external_dataset is not None:
                 names[source.external_dataset] = table
         return names
 

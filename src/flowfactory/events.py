@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from flowfactory.scheduling import Readiness
 
 __all__ = [
+    "CIRCUIT_BREAKER_CLOSED",
+    "CIRCUIT_BREAKER_HALF_OPENED",
+    "CIRCUIT_BREAKER_OPENED",
     "DATASET_UPDATED",
     "PARTITION_LABEL",
     "PIPELINE_READY",
@@ -22,6 +25,7 @@ __all__ = [
     "SLA_MISSED",
     "STATE_LABEL",
     "announce_ready",
+    "breaker_resource",
     "dataset_resource",
     "emit",
     "pipeline_resource",
@@ -32,6 +36,9 @@ DATASET_UPDATED: Final = "dataset.updated"
 PIPELINE_READY: Final = "pipeline.ready"
 SLA_MISSED: Final = "sla.missed"
 SCHEMA_INCOMPATIBLE: Final = "schema.incompatible"
+CIRCUIT_BREAKER_OPENED: Final = "circuit-breaker.opened"
+CIRCUIT_BREAKER_HALF_OPENED: Final = "circuit-breaker.half-opened"
+CIRCUIT_BREAKER_CLOSED: Final = "circuit-breaker.closed"
 PARTITION_LABEL: Final = "dataset.partition"
 STATE_LABEL: Final = "flowfactory.state"
 # Plain HTTP producers add this label so that the dataset router evaluates their update;
@@ -51,6 +58,14 @@ def dataset_resource(dataset: str, partition: str = "") -> dict[str, str]:
 def pipeline_resource(pipeline: str) -> dict[str, str]:
     """The resource of a pipeline event: ``pipeline.<name>``."""
     return {"prefect.resource.id": f"pipeline.{pipeline}", "prefect.resource.name": pipeline}
+
+
+def breaker_resource(dependency: str) -> dict[str, str]:
+    """The resource of a circuit breaker event: ``circuit-breaker.<dependency>``."""
+    return {
+        "prefect.resource.id": f"circuit-breaker.{dependency}",
+        "prefect.resource.name": dependency,
+    }
 
 
 def schema_fingerprint(schema: Mapping[str, pl.DataType]) -> str:

@@ -11,7 +11,7 @@ from flowfactory.loader import Project
 
 __all__ = ["Edge", "Lineage", "lineage", "render_dot", "render_mermaid"]
 
-NodeKind = Literal["pipeline", "dataset", "files", "external"]
+NodeKind = Literal["pipeline", "dataset", "files", "external", "api"]
 
 
 @dataclass(frozen=True, order=True)
@@ -56,6 +56,9 @@ def lineage(project: Project) -> Lineage:
                 edges.add(Edge(Node(kind, source.dataset), node))
             elif isinstance(source, FileSource):
                 edges.add(Edge(Node("files", source.path), node))
+            else:
+                api = f"{source.http.block}{source.http.path}"
+                edges.add(Edge(Node("api", api), node))
         edges.add(Edge(node, Node("dataset", pipeline.config.destination.dataset)))
     nodes = {n for e in edges for n in (e.source, e.target)}
     return Lineage(tuple(sorted(nodes)), tuple(sorted(edges)))
@@ -66,6 +69,7 @@ _MERMAID_SHAPES: Final = {
     "dataset": ("[(", ")]"),
     "files": ("[/", "/]"),
     "external": ("[(", ")]"),
+    "api": ("[[", "]]"),
 }
 
 
@@ -86,6 +90,7 @@ _DOT_SHAPES: Final = {
     "dataset": "cylinder",
     "files": "folder",
     "external": "cylinder",
+    "api": "component",
 }
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from flowfactory.config import DatasetSource, FileSource
+from flowfactory.config import DatasetSource, FileSource, HttpSource
 from flowfactory.datasets import PART_FILE, DataRoot, Partition
 from flowfactory.loader import PipelineFile, Project
 
@@ -76,8 +76,10 @@ def consumers_of(project: Project, dataset: str) -> list[PipelineFile]:
 
 
 def _input_version(
-    source: DatasetSource | FileSource, root: DataRoot, partition: Partition | None
+    source: DatasetSource | FileSource | HttpSource, root: DataRoot, partition: Partition | None
 ) -> str | None:
+    if isinstance(source, HttpSource):
+        return None  # an API has no version to trigger on (trigger.on names no HTTP source)
     if isinstance(source, FileSource):
         # Files of an external dataset: the version of every file the source matches.
         fs, pattern = root.source_fs_and_pattern(source)
@@ -138,7 +140,7 @@ def evaluate_update(
     return found
 
 
-def _partitions(root: DataRoot, source: DatasetSource | FileSource) -> set[str]:
+def _partitions(root: DataRoot, source: DatasetSource | FileSource | HttpSource) -> set[str]:
     if not isinstance(source, DatasetSource):
         return set()
     base = root.dataset_dir(source.dataset)

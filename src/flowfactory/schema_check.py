@@ -23,7 +23,7 @@ from typing import Final, Literal
 import polars as pl
 
 from flowfactory.compat import Change, Verdict, classify_against, frame_violations
-from flowfactory.config import DatasetSource, FileSource
+from flowfactory.config import DatasetSource, FileSource, HttpSource
 from flowfactory.contracts import (
     CONTRACTS_DIR,
     Contract,
@@ -73,17 +73,20 @@ def contract_path(pipeline: PipelineFile, settings: Settings) -> Path:
 
 
 def input_contract_path(
-    pipeline: PipelineFile, table: str, source: DatasetSource | FileSource, settings: Settings
+    pipeline: PipelineFile,
+    table: str,
+    source: DatasetSource | FileSource | HttpSource,
+    settings: Settings,
 ) -> Path:
     """Where the contract of an input that no pipeline of the project produces lives.
 
     Named inputs (external datasets, files with ``external_dataset:``) are shared by every
-    reader; anonymous files belong to the one pipeline, as ``<pipeline>.<table>.json`` (a dot
-    never occurs in a dataset name, so the two cannot collide).
+    reader; anonymous files and HTTP APIs belong to the one pipeline, as
+    ``<pipeline>.<table>.json`` (a dot never occurs in a dataset name, so the two cannot collide).
     """
     if isinstance(source, DatasetSource):
         name = source.dataset
-    elif source.external_dataset is not None:
+    elif isinstance(source, FileSource) and source.external_dataset is not None:
         name = source.external_dataset
     else:
         name = f"{pipeline.name}.{table}"
@@ -685,6 +688,14 @@ def _lock_inputs(
         if isinstance(source, DatasetSource) and source.dataset in graph.project.producers:
             continue
         path = input_contract_path(pipeline, table, source, settings)
+        if isinstance(source, HttpSource):
+            # Locking must not call APIs (or need a Prefect server for their blocks).
+            if graph.input_contract(path) is None:
+                problems.append(
+                    f"{pipeline.name}: input {table!r} reads an HTTP API, which `schema lock` "
+                    f"does not call; write {_relative(path, settings)} by hand"
+                )
+            continue
         try:
             schema = read_source(source, root, None).collect_schema()
         except (PipelineRunError, pl.exceptions.PolarsError, OSError) as exc:

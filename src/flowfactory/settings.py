@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         description="Start the local stack's flow runs as forks of a process that has Prefect "
         "already imported, instead of a new interpreter per run.",
     )
+    breakers: bool = Field(
+        default=True,
+        description="Circuit breakers on external calls; FLOWFACTORY_BREAKERS=false turns them "
+        "off (calls go straight through).",
+    )
+    breaker_redis_url: str | None = Field(
+        default=None,
+        description="Redis URL holding breaker state shared by every worker; unset: each "
+        "process keeps its own.",
+    )
 
     @field_validator("allowed_modules", mode="before")
     @classmethod

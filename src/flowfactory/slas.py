@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from flowfactory import events
-from flowfactory.config import DatasetSource
+from flowfactory.breaker.integration import notification_breaker
+from flowfactory.config import DatasetSource, HttpSource
 from flowfactory.datasets import DataRoot
 from flowfactory.engine import find_pipeline
 from flowfactory.loader import PipelineFile
@@ -21,6 +22,8 @@ def last_input_update(pipeline: PipelineFile, root: DataRoot) -> datetime | None
     """When any input of the pipeline last changed (None if none has data)."""
     stamps: list[float] = []
     for source in pipeline.config.inputs.values():
+        if isinstance(source, HttpSource):
+            continue  # an API keeps no modification time
         if isinstance(source, DatasetSource):
             fs, files = root.fs, root.dataset_files(source.dataset)
         else:
@@ -61,7 +64,8 @@ async def _notify(block_name: str, subject: str, body: str) -> None:
         if not isinstance(block, NotificationBlock):
             logger.warning("block %r is not a notification block; nobody notified", block_name)
             return
-        await block.notify(body=body, subject=subject)
+        # The notification service is an external dependency: behind its breaker.
+        await notification_breaker(block_name).acall(block.notify, body=body, subject=subject)
     except Exception as exc:  # noqa: BLE001 - a failed notification must not hide the miss
         logger.warning("could not notify through block %r: %s", block_name, exc)
 

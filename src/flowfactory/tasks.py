@@ -16,8 +16,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flowfactory import events, scheduling
+from flowfactory.breaker.integration import (
+    guarded,
+    retry_condition,
+    source_breaker,
+    source_dependency,
+)
 from flowfactory.canary import live_pipeline
-from flowfactory.config import DatasetSource, FileSource
+from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, HttpSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
     RunSummary,
@@ -28,6 +34,7 @@ from flowfactory.engine import (
     resolve_transform,
 )
 from flowfactory.errors import ConfigError, SchemaIncompatibleError
+from flowfactory.http_source import read_http
 from flowfactory.loader import PipelineFile, Project, load_project
 from flowfactory.settings import Settings, get_settings
 from flowfactory.triggering import announce_update
@@ -38,12 +45,16 @@ __all__ = ["announce", "check_contract", "extract", "load", "run_pipeline", "tra
 @task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
 def extract(
     table: str,  # noqa: ARG001 - names the task run in the UI
-    source: DatasetSource | FileSource,
+    source: DatasetSource | FileSource | HttpSource,
     root: DataRoot,
     partition: Partition | None,
+    breaker: CircuitBreakerConfig | None = None,
 ) -> pl.DataFrame:
-    """Read one source (narrowed to the partition) into memory."""
-    return read_source(source, root, partition).collect()
+    """Read one source (narrowed to the partition) into memory, through its breaker if remote."""
+    guard = source_breaker(source, breaker) if breaker is not None else None
+    if isinstance(source, HttpSource):
+        return read_http(source, guard)
+    return guarded(guard, lambda: read_source(source, root, partition).collect())
 
 
 @task(name="transform", cache_policy=NO_CACHE)
@@ -208,6 +219,18 @@ def run_pipeline(
     return summary
 
 
+def _extract_for(
+    extract_task: Any,
+    source: DatasetSource | FileSource | HttpSource,
+    breaker: CircuitBreakerConfig,
+) -> Any:
+    """The extract task of a source: no retry is spent while its dependency's circuit is open."""
+    found = source_dependency(source, breaker)
+    if found is None:
+        return extract_task
+    return extract_task.with_options(retry_condition_fn=retry_condition(found[0]))
+
+
 def _run_steps(
     pipeline: PipelineFile,
     function: TransformFn | None,
@@ -224,8 +247,11 @@ def _run_steps(
     extract_with_retries = extract.with_options(**options)  # type: ignore[arg-type]
     load_with_retries = load.with_options(**options)  # type: ignore[arg-type]
 
+    breaker = pipeline.config.circuit_breaker
     futures = {
-        table: extract_with_retries.submit(table, source, root, scope)
+        table: _extract_for(extract_with_retries, source, breaker).submit(
+            table, source, root, scope, breaker
+        )
         for table, source in pipeline.config.inputs.items()
     }
     frames = {table: future.result() for table, future in futures.items()}

@@ -26,6 +26,7 @@ DEMO_PIPELINES = {
     "flight_delays",
     "carrier_stats",
     "airport_stats",
+    "airport_info",
 }
 
 
@@ -178,3 +179,5 @@ def test_demo_runs_the_scenario_and_exits_zero(tmp_path: Path) -> None:
     assert flights.height == 27004
     stats = pl.read_parquet(tmp_path / "data/airport_stats/year=2013/month=1/part-0.parquet")
     assert sorted(stats["origin"].to_list()) == ["EWR", "JFK", "LGA"]
+    info = pl.read_parquet(tmp_path / "data/airport_info/part-0.parquet")
+    assert sorted(info["faa"].to_list()) == ["EWR", "JFK", "LGA"]  # names from the HTTP API

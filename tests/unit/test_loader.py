@@ -955,14 +955,18 @@ def test_allowed_modules_come_from_settings(folder: Path) -> None:
     [
         (
             "source:\n  dataset: b\n  path: in/x.csv\ndestination:\n  dataset: a\n",
-            Problem(A, 2, 3, "a source needs exactly one of `dataset:` or `path:`", "source"),
+            Problem(
+                A, 2, 3, "a source needs exactly one of `dataset:`, `path:` or `http:`", "source"
+            ),
         ),
         (
             (
                 "sources:\n  x:\n    external: true\ntransform:\n  sql: select 1\n"
                 "destination:\n  dataset: a\n"
             ),
-            Problem(A, 3, 5, "a source needs exactly one of `dataset:` or `path:`", "sources.x"),
+            Problem(
+                A, 3, 5, "a source needs exactly one of `dataset:`, `path:` or `http:`", "sources.x"
+            ),
         ),
         (
             reads_file("a") + "transform:\n  sql: select 1\n  python: transforms.x:f\n",
