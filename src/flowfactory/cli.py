@@ -483,6 +483,14 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
     typer.echo(f"starting the Prefect server on {settings.ui_url} (state in {settings.state_path})")
     stack.start_server()
     os.environ.update(stack.env())
+    if settings.breaker_redis_url is None:
+        redis_url = stack.start_redis()
+        if redis_url is not None:
+            os.environ["FLOWFACTORY_BREAKER_REDIS_URL"] = redis_url
+            typer.echo(
+                f"circuit breaker state is shared through {redis_url}; to see and control it "
+                f"from another shell: export FLOWFACTORY_BREAKER_REDIS_URL={redis_url}"
+            )
     report = asyncio.run(deploy_project(project, settings, prune=True))
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
     for pool in sorted({p.config.work_pool for p in project.pipelines}):
@@ -588,7 +596,8 @@ app.add_typer(breaker_app, name="breaker")
 def status(
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
-    """Show breaker states (one row per dependency the pipelines reach)."""
+    """Show live versions, breaker states and the last update of each dataset."""
+    from flowfactory.datasets import DataRoot  # noqa: PLC0415
     from flowfactory.status import status_rows  # noqa: PLC0415
 
     settings = get_settings()
@@ -596,12 +605,12 @@ def status(
         project: Project | None = _project(settings)
     except ConfigError:
         project = None  # still show what the shared store knows; `validate` explains the rest
-    rows = status_rows(project)
+    rows = status_rows(project, DataRoot(settings.data_root_url))
     if output is OutputFormat.json:
         typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
     if not rows:
-        typer.echo("no circuit breakers: no pipeline reaches an external dependency")
+        typer.echo("nothing to show: no pipeline produces a dataset or reaches a dependency")
         return
     width = max(len(row.name) for row in rows)
     for row in rows:

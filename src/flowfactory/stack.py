@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,45 @@ class LocalStack:
             f"the Prefect server did not become healthy within {timeout:.0f} s; "
             f"see {server.log_path}"
         )
+
+    def start_redis(self, timeout: float = 15.0) -> str | None:
+        """Start a throwaway ``redis-server`` for shared breaker state; None when not installed.
+
+        Workers, the warm executor and this process then share one circuit per dependency, so a
+        breaker that one run opened is still open for the next. Nothing is persisted.
+        """
+        binary = shutil.which("redis-server")
+        if binary is None:
+            return None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        argv = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
+        redis = self._spawn("redis", argv, self.env())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if redis.process.poll() is not None:
+                raise StackError(
+                    f"redis-server exited; last lines of {redis.log_path}:\n{redis.tail()}"
+                )
+            if not port_is_free("127.0.0.1", port):
+                url = f"redis://127.0.0.1:{port}/0"
+                self.extra_env = {**self.extra_env, "FLOWFACTORY_BREAKER_REDIS_URL": url}
+                return url
+            time.sleep(0.05)
+        raise StackError(f"redis-server did not listen on port {port} within {timeout:.0f} s")
 
     def start_warm_executor(self) -> Path:
         """Start the warm executor (see flowfactory.warm) once; returns its socket."""

@@ -1,15 +1,25 @@
-"""What `flowfactory status` shows: typed rows, one kind per contributor (breakers for now)."""
+"""What `flowfactory status` shows: typed rows for live versions, breakers and datasets."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flowfactory.breaker.core import BreakerRegistry, BreakerStatus, registry
 from flowfactory.breaker.integration import source_dependency
+from flowfactory.canary import live_versions
 from flowfactory.config import CircuitBreakerConfig
+from flowfactory.datasets import DataRoot
 from flowfactory.loader import Project
 
-__all__ = ["StatusRow", "breaker_rows", "project_dependencies", "status_rows"]
+__all__ = [
+    "StatusRow",
+    "breaker_rows",
+    "dataset_rows",
+    "project_dependencies",
+    "status_rows",
+    "version_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,56 @@ def breaker_rows(
     return [_breaker_row(breakers.get(name, configs.get(name)).status()) for name in sorted(names)]
 
 
-def status_rows(project: Project | None) -> list[StatusRow]:
-    """Every status row; other kinds (versions, datasets) add their rows here."""
-    return breaker_rows(project)
+def version_rows(project: Project, root: DataRoot) -> list[StatusRow]:
+    """A row per pipeline with a canary candidate: which version production runs use."""
+    live = live_versions(project, root)
+    rows = []
+    for pipeline in project.pipelines:
+        if pipeline.config.canary is None:
+            continue
+        version = live[pipeline.name]
+        details = [f"since {version.since}" if version.since else "never promoted"]
+        if version.by:
+            details.append(f"by {version.by}")
+        if version.note:
+            details.append(version.note)
+        rows.append(StatusRow("version", pipeline.name, version.version, ", ".join(details)))
+    return rows
+
+
+def dataset_rows(project: Project, root: DataRoot) -> list[StatusRow]:
+    """A row per dataset the project produces: partitions on disk and when it last changed."""
+    rows = []
+    for dataset, producer in sorted(project.producers.items()):
+        files = root.dataset_files(dataset)
+        if not files:
+            rows.append(StatusRow("dataset", dataset, "empty", f"produced by {producer.name}"))
+            continue
+        latest = max(root.fs.modified(path) for path in files)
+        if latest.tzinfo is None:
+            latest = latest.replace(tzinfo=UTC)
+        age = datetime.now(UTC) - latest
+        rows.append(
+            StatusRow(
+                "dataset",
+                dataset,
+                "updated",
+                f"{len(files)} partition(s), last {latest:%Y-%m-%d %H:%M:%S} UTC "
+                f"({_ago(age.total_seconds())}), produced by {producer.name}",
+            )
+        )
+    return rows
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
+
+
+def status_rows(project: Project | None, root: DataRoot | None = None) -> list[StatusRow]:
+    """Live versions, breaker states and datasets; without a valid project, breakers only."""
+    if project is None or root is None:
+        return breaker_rows(project)
+    return [*version_rows(project, root), *breaker_rows(project), *dataset_rows(project, root)]
