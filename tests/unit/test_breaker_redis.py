@@ -229,3 +229,19 @@ def test_retry_budget_is_earned_back_with_shared_state(store: RedisStore) -> Non
     for _ in range(3):
         breaker.call(lambda: None)
     assert breaker.allow_retry()
+
+
+def test_the_retry_budget_is_shared_by_the_fleet(store: RedisStore, redis_url: str) -> None:
+    """Two workers draw on one budget: together they spend what one alone could, no more."""
+    first = BreakerRegistry(store=store)
+    second = BreakerRegistry(store=RedisStore(redis_url, namespace="test", timeout=5.0))
+    budget = CircuitBreakerConfig.model_validate({"retry_budget": 0.5, "failure_threshold": 100})
+    a, b = first.get("api", budget), second.get("api", budget)
+
+    spent = [a.allow_retry() for _ in range(3)] + [b.allow_retry() for _ in range(5)]
+    assert spent == [True] * 5 + [False] * 3  # half of the 10 tokens, fleet-wide
+
+    a.call(lambda: None)  # a success anywhere earns tokens for everyone
+    a.call(lambda: None)
+    assert b.allow_retry()
+    assert not b.allow_retry()

@@ -48,6 +48,7 @@ __all__ = [
     "BreakerStatus",
     "CircuitOpenError",
     "ExceptionMatch",
+    "RETRY_TOKENS",
     "Override",
     "SharedAdmission",
     "SharedStore",
@@ -166,6 +167,10 @@ class SharedStore(Protocol):
 
     def status(self, dependency: str) -> tuple[State, Override | None, int, float | None]:
         """State, override, consecutive failures and seconds until a probe may go."""
+        ...
+
+    def spend_retry(self, dependency: str) -> bool:
+        """Take one token of the fleet's retry budget; False when half of it is spent."""
         ...
 
     def dependencies(self) -> list[str]:
@@ -288,6 +293,12 @@ class Breaker:
             return False
         if self.state() != "closed":
             return False
+        store = self._owner.store
+        if store is not None and self._owner.store_healthy():
+            try:
+                return store.spend_retry(self.dependency)
+            except Exception as exc:  # noqa: BLE001 - falls back to this process's budget
+                self._owner.store_failed(exc)
         with self._lock:
             if self._tokens <= RETRY_TOKENS / 2:
                 return False
@@ -464,7 +475,8 @@ class Breaker:
             time.perf_counter() - permit.started > slow_after.total_seconds()
         )
         if permit.shared is not None:
-            # The retry budget stays per process: it bounds what this worker adds to the load.
+            # The fleet's retry budget is earned in Redis (by the record script); this process
+            # keeps its own too, for when Redis is unreachable.
             with self._lock:
                 self._earn(outcome)
             error = type(exc).__name__ if outcome == "failure" and exc is not None else None

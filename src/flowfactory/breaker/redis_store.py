@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, cast
 import redis
 
 from flowfactory.breaker.core import (
+    RETRY_TOKENS,
     Override,
     SharedAdmission,
     State,
@@ -69,9 +70,17 @@ return {1, state, gen, 1, 0, '', moved}
 _RECORD: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local h = redis.call('HMGET', KEYS[1], 'state', 'gen', 'reopens', 'probes')
+local h = redis.call('HMGET', KEYS[1], 'state', 'gen', 'reopens', 'probes', 'tokens')
 local state = h[1] or 'closed'
 local gen = tonumber(h[2] or '0')
+-- The fleet's retry budget: a success earns ARGV[9] tokens, a failure costs one.
+local most = tonumber(ARGV[10])
+local tokens = tonumber(h[5] or ARGV[10])
+if ARGV[2] == 'success' and tokens < most then
+  redis.call('HSET', KEYS[1], 'tokens', math.min(most, tokens + tonumber(ARGV[9])))
+elseif ARGV[2] == 'failure' then
+  redis.call('HSET', KEYS[1], 'tokens', math.max(0, tokens - 1))
+end
 if gen ~= tonumber(ARGV[1]) then return {'stale', 0} end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'probes', math.max(0, tonumber(h[4] or '0') - 1))
@@ -105,6 +114,12 @@ end
 return open()
 """
 
+_SPEND_RETRY: Final = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or ARGV[1])
+if tokens <= tonumber(ARGV[1]) / 2 then return 0 end
+redis.call('HSET', KEYS[1], 'tokens', math.max(0, tokens - 1))
+return 1
+"""
 _STATUS: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -144,6 +159,7 @@ class RedisStore:
         self._admit = self.client.register_script(_ADMIT)
         self._record = self.client.register_script(_RECORD)
         self._status = self.client.register_script(_STATUS)
+        self._spend_retry = self.client.register_script(_SPEND_RETRY)
 
     def key(self, dependency: str) -> str:
         """The Redis key of a dependency's breaker."""
@@ -194,6 +210,8 @@ class RedisStore:
                     config.backoff,
                     int(config.max_reset_after.total_seconds() * 1000),
                     jitter,
+                    config.retry_budget,
+                    RETRY_TOKENS,
                 ],
             ),
         )
@@ -204,6 +222,10 @@ class RedisStore:
         span = span_ms / 1000 if new == "open" else None
         failures = int(raw[2]) if new == "open" and len(raw) > 2 else 0
         return Transition(dependency, old, cast("State", new), span, shared=True, failures=failures)
+
+    def spend_retry(self, dependency: str) -> bool:
+        """Take one token of the fleet's retry budget (see ``_SPEND_RETRY``)."""
+        return bool(self._spend_retry(keys=[self.key(dependency)], args=[RETRY_TOKENS]))
 
     def force(self, dependency: str, override: Override | None) -> None:
         """Impose (or lift) a state on every worker."""
