@@ -134,10 +134,11 @@ def _drain_prefect_clients() -> None:
 
 
 @contextlib.contextmanager
-def deployed_stack(settings: Settings) -> Iterator[Project]:
-    """A server of its own with the project deployed and a worker, stopped on exit.
+def deployed_stack(settings: Settings, *, worker: bool = True) -> Iterator[Project]:
+    """A server of its own with the project deployed and (unless not ``worker``) a worker.
 
-    This process's Prefect client points at that server for the duration.
+    Everything is stopped on exit. This process's Prefect client points at that server for
+    the duration.
     """
     from flowfactory.deploy import deploy_project  # noqa: PLC0415 - imports prefect
 
@@ -148,7 +149,8 @@ def deployed_stack(settings: Settings) -> Iterator[Project]:
             os.environ.update(stack.env())
             project = load_project(settings.deployments_dir, settings)
             asyncio.run(deploy_project(project, settings, prune=False))
-            stack.start_worker("flowfactory")
+            if worker:
+                stack.start_worker("flowfactory")
             _quiet_prefect_console()
             yield project
         finally:

@@ -98,6 +98,32 @@ def _run_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _fanout_burst_rows(fanout: dict[str, Any], burst: dict[str, Any]) -> list[tuple[str, ...]]:
+    n, started = fanout["consumers"], fanout["consumers_started"]
+    held = "met" if started == n and fanout["runs_started"] == n else "MISSED"
+    exact = "met" if burst["lost"] == 0 and burst["duplicates"] == 0 else "MISSED"
+    return [
+        (
+            "events",
+            f"fan-out: 1 update, {n} consumers",
+            f"{fanout['all_created_seconds']:.1f} s",
+            f"{fanout['all_started_seconds']:.1f} s",
+            f"{started}/{n} started",
+            "all created / all started",
+            f"all {n} started once: {held}",
+        ),
+        (
+            "events",
+            f"burst: {burst['events']} events back to back",
+            f"{burst['announce_seconds']:.1f} s",
+            f"{burst['all_created_seconds']:.1f} s",
+            f"{burst['runs']} runs",
+            f"lost {burst['lost']}, duplicates {burst['duplicates']}",
+            f"none lost: {exact}",
+        ),
+    ]
+
+
 def _event_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     n = result["events"]
     met = "met" if result["started_p50"] <= result["target_p50"] else "MISSED"
@@ -361,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "events"):
         results["events"] = bench_events.run(events=args.events)
         rows += _event_rows(results["events"])
+        results["fanout"] = bench_events.run_fanout()
+        results["burst"] = bench_events.run_burst()
+        rows += _fanout_burst_rows(results["fanout"], results["burst"])
     if args.only in (None, "mechanisms"):
         results["mechanisms"] = bench_mechanisms.run()
         rows += _mechanism_rows(results["mechanisms"])
