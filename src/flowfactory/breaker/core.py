@@ -43,12 +43,12 @@ from flowfactory.config import CircuitBreakerConfig
 from flowfactory.errors import FlowfactoryError
 
 __all__ = [
+    "RETRY_TOKENS",
     "Breaker",
     "BreakerRegistry",
     "BreakerStatus",
     "CircuitOpenError",
     "ExceptionMatch",
-    "RETRY_TOKENS",
     "Override",
     "SharedAdmission",
     "SharedStore",
