@@ -196,6 +196,18 @@ def deploy(
         typer.echo(f"pruned deployment {name} (its file is gone)")
 
 
+def _check_partition_option(partition: str | None) -> None:
+    """A malformed --partition is a usage error (exit 2), whether or not an API is up."""
+    from flowfactory.datasets import Partition  # noqa: PLC0415
+
+    if partition is not None:
+        try:
+            Partition.parse(partition)
+        except ValueError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from None
+
+
 @app.command()
 @_report_errors
 def run(
@@ -208,13 +220,7 @@ def run(
     from flowfactory.datasets import DataRoot, Partition  # noqa: PLC0415
     from flowfactory.engine import check_plan, find_pipeline, resolve_transform  # noqa: PLC0415
 
-    # A malformed argument is a usage error (exit 2), whether or not an API is up.
-    if partition is not None:
-        try:
-            Partition.parse(partition)
-        except ValueError as exc:
-            _err(f"error: {exc}")
-            raise typer.Exit(2) from None
+    _check_partition_option(partition)
     settings = get_settings()
     _require_api(settings)
     from prefect.client.schemas.objects import State  # noqa: PLC0415
@@ -289,14 +295,8 @@ def canary(
 ) -> None:
     """Run v1 and candidate v2 of a pipeline on a sample, diff them, promote v2 if they agree."""
     from flowfactory.canary import run_canary_now  # noqa: PLC0415
-    from flowfactory.datasets import Partition  # noqa: PLC0415
 
-    if partition is not None:
-        try:
-            Partition.parse(partition)
-        except ValueError as exc:
-            _err(f"error: {exc}")
-            raise typer.Exit(2) from None
+    _check_partition_option(partition)
     settings = get_settings()
     _require_api(settings)
     promoted, text = run_canary_now(name, partition, settings)
