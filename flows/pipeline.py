@@ -19,13 +19,14 @@ def _run_name() -> str:
 
 @flow(name="pipeline", flow_run_name=_run_name, log_prints=True)
 def pipeline(
-    name: str, partition: str | None = None, state: str | None = None
+    name: str, partition: str | None = None, state: str | None = None, version: str | None = None
 ) -> State[Any] | None:
     """Run the pipeline file NAME for one partition (col=value/...) or for all of its data.
 
     Data-aware triggers pass the input ``state`` they start the run for; see flowfactory.scheduling.
+    ``version`` (v1 or v2) runs that version instead of the live one (see `flowfactory canary`).
     """
-    result = run_pipeline(name, partition or None, state or None)
+    result = run_pipeline(name, partition or None, state or None, version=version or None)
     return result if isinstance(result, State) else None
 
 

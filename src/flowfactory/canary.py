@@ -63,6 +63,8 @@ __all__ = [
     "live_pipeline",
     "live_version",
     "live_versions",
+    "parse_version",
+    "pipeline_at",
     "promote",
     "prune_runs",
     "rollback",
@@ -102,6 +104,15 @@ def _area(pipeline: str, *parts: str) -> str:
 def candidate_fingerprint(canary: CanaryConfig) -> str:
     """A short hash of the candidate transform: a promotion holds for this candidate only."""
     return hashlib.sha256(canary.candidate.model_dump_json().encode()).hexdigest()[:16]
+
+
+def parse_version(text: str) -> Version:
+    """``v1`` or ``v2``; a CanaryError names the choices otherwise."""
+    if text == "v1":
+        return "v1"
+    if text == "v2":
+        return "v2"
+    raise CanaryError(f"unknown version {text!r}: use v1 (the transform) or v2 (the candidate)")
 
 
 def version_pipeline(pipeline: PipelineFile, version: Version) -> PipelineFile:
@@ -162,6 +173,13 @@ def live_pipeline(pipeline: PipelineFile, root: DataRoot) -> PipelineFile:
     if pipeline.config.canary is None:
         return pipeline
     return version_pipeline(pipeline, live_version(pipeline, root).version)
+
+
+def pipeline_at(pipeline: PipelineFile, root: DataRoot, version: str | None) -> PipelineFile:
+    """The pipeline at ``version`` (v1 or v2), or at its live version when None."""
+    if version is None:
+        return live_pipeline(pipeline, root)
+    return version_pipeline(pipeline, parse_version(version))
 
 
 def _set_live(pipeline: PipelineFile, root: DataRoot, version: Version, by: str) -> LiveVersion:

@@ -215,13 +215,28 @@ def run(
     partition: Annotated[
         str | None, typer.Option(help="One partition, e.g. year=2013/month=1.")
     ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="v1 (the transform) or v2 (the canary candidate); default: the live one."
+        ),
+    ] = None,
 ) -> None:
     """Run one pipeline now, in this process, tracked by the Prefect API."""
+    from flowfactory.canary import parse_version, version_pipeline  # noqa: PLC0415
     from flowfactory.datasets import DataRoot, Partition  # noqa: PLC0415
     from flowfactory.engine import check_plan, find_pipeline, resolve_transform  # noqa: PLC0415
 
     _check_partition_option(partition)
     settings = get_settings()
+    found = find_pipeline(name, settings)
+    if version is not None:
+        try:
+            # Checked before any API call: a wrong version is a usage error (exit 2).
+            found = version_pipeline(found, parse_version(version))
+        except FlowfactoryError as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(2) from None
     _require_api(settings)
     from prefect.client.schemas.objects import State  # noqa: PLC0415
     from prefect.flows import Flow, load_flow_from_entrypoint  # noqa: PLC0415
@@ -229,7 +244,6 @@ def run(
     from flowfactory.deploy import FLOW_ENTRYPOINT  # noqa: PLC0415
 
     # Config mistakes (including SQL over missing columns) surface here, positioned.
-    found = find_pipeline(name, settings)
     check_plan(
         found,
         DataRoot(settings.data_root_url),
@@ -240,7 +254,7 @@ def run(
         str(settings.project_dir / FLOW_ENTRYPOINT)
     )
     # Flow.__call__'s overloads do not cover return_state=True.
-    state = cast("State[Any]", pipeline_flow(name, partition, return_state=True))
+    state = cast("State[Any]", pipeline_flow(name, partition, None, version, return_state=True))
     if not state.is_completed():
         _err(f"error: run of {name} ended {state.name}: {state.message or ''}".rstrip(": "))
         raise typer.Exit(1)

@@ -22,7 +22,7 @@ from flowfactory.breaker.integration import (
     source_breaker,
     source_dependency,
 )
-from flowfactory.canary import live_pipeline
+from flowfactory.canary import pipeline_at
 from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, HttpSource
 from flowfactory.datasets import DataRoot, Partition, WrittenPartition
 from flowfactory.engine import (
@@ -159,19 +159,21 @@ def run_pipeline(
     partition: str | None = None,
     state: str | None = None,
     settings: Settings | None = None,
+    version: str | None = None,
 ) -> RunSummary | State[Any]:
     """Run one pipeline inside the current flow run and publish its summary artifact.
 
     ``state`` is set by data-aware triggers: the input state the run was started for. A run
     whose inputs were already consumed, or are being consumed by a concurrent run, ends as
-    Skipped without touching the output.
+    Skipped without touching the output. ``version`` (v1 or v2) overrides the live version.
     """
     started = time.perf_counter()
     settings = settings or get_settings()
     logger = get_run_logger()
     try:
-        # The version promoted by a canary (v2) when there is one; otherwise the file's transform.
-        pipeline = live_pipeline(find_pipeline(name, settings), DataRoot(settings.data_root_url))
+        # The version asked for, else the one a canary promoted, else the file's transform.
+        found = find_pipeline(name, settings)
+        pipeline = pipeline_at(found, DataRoot(settings.data_root_url), version)
         function = resolve_transform(pipeline, settings)
     except ConfigError as exc:
         for problem in exc.problems:

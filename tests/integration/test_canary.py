@@ -130,6 +130,11 @@ def test_equivalent_rewrite_passes_is_promoted_used_then_rolled_back(
     assert _cli(["run", "totals"], root, env).returncode == 0
     assert not mark.exists()
 
+    # One run of a named version leaves the live one alone.
+    assert _cli(["run", "totals", "--version", "v2"], root, env).returncode == 0
+    assert mark.read_text() == "v2\nv2\n"  # the plan check, then the run itself
+    assert _live(root) == "v1"
+
 
 def test_a_changed_value_fails_readably_and_changes_nothing(
     tmp_path: Path, stack: LocalStack

@@ -195,6 +195,20 @@ def test_run_rejects_a_malformed_partition(tmp_path: Path, partition: str) -> No
     )
 
 
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("v3", "error: unknown version 'v3': use v1 (the transform) or v2 (the candidate)\n"),
+        ("v2", "error: pipeline 'a' has no canary candidate (v2)\n"),
+    ],
+)
+def test_run_rejects_a_version_it_cannot_run(tmp_path: Path, version: str, message: str) -> None:
+    """run --version names v1 or v2, and v2 needs a candidate: usage errors, before any API."""
+    result = cli(make_project(tmp_path, CLEAN), "run", "a", "--version", version)
+    assert result.returncode == 2
+    assert result.stderr == message
+
+
 def test_unknown_verb(tmp_path: Path) -> None:
     """An unknown verb is a usage error (exit 2) without a traceback."""
     result = cli(tmp_path, "frobnicate")
