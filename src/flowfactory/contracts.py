@@ -14,8 +14,6 @@ from when no data is present.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -24,6 +22,7 @@ from typing import Annotated, Any, Final, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from flowfactory._files import write_local_atomic
 from flowfactory.errors import FlowfactoryError
 
 __all__ = [
@@ -410,15 +409,4 @@ def write_contract(path: Path, contract: Contract) -> None:
     # Who and which version first, then the columns, then the history: reads top-down.
     first = ("format", "dataset", "pipeline", "version", "locked_at", "key", "key_unique")
     ordered = {k: data[k] for k in first if k in data} | data
-    text = _render(ordered) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_local_atomic(path, (_render(ordered) + "\n").encode())

@@ -12,8 +12,6 @@ import datetime as dt
 import hashlib
 import io
 import os
-import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import fsspec
 import polars as pl
 from fsspec.implementations.local import LocalFileSystem
 
+from flowfactory._files import write_local_atomic
 from flowfactory.config import Destination, FileSource
 from flowfactory.errors import PipelineRunError, WriteError
 
@@ -36,7 +35,6 @@ __all__ = [
 
 PART_FILE: Final = "part-0.parquet"
 _NULL_VALUE: Final = "__HIVE_DEFAULT_PARTITION__"
-_STALE_TMP_SECONDS: Final = 600
 _ISO_PARSERS: Final[dict[type[pl.DataType], Callable[[str], object]]] = {
     pl.Datetime: dt.datetime.fromisoformat,
     pl.Time: dt.time.fromisoformat,
@@ -337,35 +335,7 @@ class DataRoot:
             self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
             self.fs.pipe_file(target, data)
             return
-        final = Path(target)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(final)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with tmp.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _remove_stale_temporaries(final: Path) -> None:
-    """Temporaries left by a killed writer; recent ones may belong to a live writer."""
-    cutoff = time.time() - _STALE_TMP_SECONDS
-    for leftover in final.parent.glob(f".{final.name}.*.tmp"):
-        try:
-            if leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
-        except FileNotFoundError:
-            continue
+        write_local_atomic(Path(target), data)
 
 
 def _sorted(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:

@@ -18,8 +18,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from flowfactory._files import _STALE_TMP_SECONDS
 from flowfactory.config import CsvOptions, Destination, FileSource
-from flowfactory.datasets import _STALE_TMP_SECONDS, PART_FILE, DataRoot, Partition
+from flowfactory.datasets import PART_FILE, DataRoot, Partition
 from flowfactory.errors import PipelineRunError, WriteError
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])

@@ -1,0 +1,45 @@
+"""Local files written whole or not at all (shared by datasets and contracts)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Final
+
+__all__ = ["write_local_atomic"]
+
+_STALE_TMP_SECONDS: Final = 600
+
+
+def write_local_atomic(final: Path, data: bytes) -> None:
+    """Write a local file whole or not at all: temporary file, fsync, rename, fsync the folder."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _remove_stale_temporaries(final: Path) -> None:
+    """Temporaries left by a killed writer; recent ones may belong to a live writer."""
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    for leftover in final.parent.glob(f".{final.name}.*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except FileNotFoundError:
+            continue
