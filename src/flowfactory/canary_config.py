@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from flowfactory._checks import duplicates
 from flowfactory.config import ColumnName, Duration, FieldValueError, Transform, _Model
 from flowfactory.diff import Tolerance
 from flowfactory.sampling import SampleSpec
@@ -50,7 +51,7 @@ class CanarySample(_Model):
             raise FieldValueError(
                 ("fraction",), "a sample needs `fraction:`, or `stratify:` with `per_stratum:`"
             )
-        repeated = sorted({k for k in self.key if self.key.count(k) > 1})
+        repeated = duplicates(self.key)
         if repeated:
             raise FieldValueError(("key",), f"column listed twice: {', '.join(repeated)}")
         return self
@@ -106,7 +107,7 @@ class CanaryConfig(_Model):
     @model_validator(mode="after")
     def _key_columns_once(self) -> CanaryConfig:
         if self.match_on is not None:
-            repeated = sorted({k for k in self.match_on if self.match_on.count(k) > 1})
+            repeated = duplicates(self.match_on)
             if repeated:
                 raise FieldValueError(("match_on",), f"column listed twice: {', '.join(repeated)}")
             if not self.match_on:

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from flowfactory._checks import duplicates
 from flowfactory.contracts import SchemaConfig
 
 __all__ = [
@@ -422,7 +423,7 @@ class Destination(_Model):
     @field_validator("partition_by", "key")
     @classmethod
     def _no_repeats(cls, columns: list[str]) -> list[str]:
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        repeated = duplicates(columns)
         if repeated:
             raise ValueError(f"column listed twice: {', '.join(repeated)}")
         return columns
@@ -510,7 +511,7 @@ class Trigger(_Model):
     @field_validator("on")
     @classmethod
     def _no_repeats(cls, names: list[str]) -> list[str]:
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = duplicates(names)
         if repeated:
             raise ValueError(f"dataset listed twice: {', '.join(repeated)}")
         return names

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from flowfactory._checks import duplicates
 from flowfactory._files import write_local_atomic
 from flowfactory.errors import FlowfactoryError
 
@@ -108,7 +109,7 @@ class SchemaConfig(_Model):
     @field_validator("not_null")
     @classmethod
     def _no_repeats(cls, columns: list[str]) -> list[str]:
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        repeated = duplicates(columns)
         if repeated:
             raise ValueError(f"column listed twice: {', '.join(repeated)}")
         return columns

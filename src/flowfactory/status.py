@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flowfactory.breaker.core import BreakerRegistry, BreakerStatus, registry
 from flowfactory.breaker.integration import source_dependency
-from flowfactory.canary import live_versions
+from flowfactory.canary import live_version
 from flowfactory.config import CircuitBreakerConfig
 from flowfactory.datasets import DataRoot
 from flowfactory.loader import Project
@@ -70,12 +70,11 @@ def breaker_rows(
 
 def version_rows(project: Project, root: DataRoot) -> list[StatusRow]:
     """A row per pipeline with a canary candidate: which version production runs use."""
-    live = live_versions(project, root)
     rows = []
     for pipeline in project.pipelines:
         if pipeline.config.canary is None:
-            continue
-        version = live[pipeline.name]
+            continue  # without a candidate, v1 is all there is: nothing to read or show
+        version = live_version(pipeline, root)
         details = [f"since {version.since}" if version.since else "never promoted"]
         if version.by:
             details.append(f"by {version.by}")

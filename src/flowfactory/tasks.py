@@ -170,17 +170,16 @@ def run_pipeline(
     started = time.perf_counter()
     settings = settings or get_settings()
     logger = get_run_logger()
+    root = DataRoot(settings.data_root_url)
     try:
         # The version asked for, else the one a canary promoted, else the file's transform.
-        found = find_pipeline(name, settings)
-        pipeline = pipeline_at(found, DataRoot(settings.data_root_url), version)
+        pipeline = pipeline_at(find_pipeline(name, settings), root, version)
         function = resolve_transform(pipeline, settings)
     except ConfigError as exc:
         for problem in exc.problems:
             logger.error(problem.format())
         raise
     scope = Partition.parse(partition) if partition else None
-    root = DataRoot(settings.data_root_url)
     run_id = str(flow_run.id) if flow_run.id else None
 
     inputs: scheduling.Readiness | None = None
