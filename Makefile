@@ -24,11 +24,13 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/flowfactory demo
 
-# The testing tiers, fastest first: static analysis, config checks, then pytest.
+# The testing tiers, fastest first: static analysis (lint, types, import layers), config
+# checks, then pytest.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 	$(BIN)/flowfactory validate
 	$(BIN)/flowfactory render --check
 	$(BIN)/flowfactory schema check

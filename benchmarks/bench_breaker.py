@@ -27,8 +27,9 @@ import httpx
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from flowfactory.breaker import Breaker, BreakerRegistry, CircuitOpenError
+from flowfactory.breaker import Breaker, BreakerRegistry
 from flowfactory.config import CircuitBreakerConfig
+from flowfactory.errors import CircuitOpenError
 
 __all__ = ["run"]
 

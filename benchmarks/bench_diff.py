@@ -6,7 +6,7 @@ seed and written as Parquet. v2 differs from v1 in 0.1% of the value cells, chos
 and its rows are shuffled. Each method runs in a process of its own, so that its peak memory is
 its own:
 
-- **flowfactory**: ``flowfactory.diff.diff_frames`` with the full report (markdown and the
+- **flowfactory**: ``flowfactory.canary.diff.diff_frames`` with the full report (markdown and the
   differing-rows table), polars 2.x in the project's virtualenv; also on two identical tables
   (v1 against v1 shuffled), the common canary case;
 - **datacompy** 1.1.0 ``PolarsCompare`` plus its text report. It requires polars < 1.45, so it

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench_run import _free_port, deployed_stack
-from flowfactory.datasets import DataRoot
+from flowfactory.data import DataRoot
+from flowfactory.orchestration import announce_update
 from flowfactory.settings import Settings
-from flowfactory.triggering import announce_update
 
 __all__ = ["run", "run_burst", "run_fanout"]
 

@@ -22,8 +22,8 @@ from typing import Any, Final
 
 import yaml
 
+from flowfactory.config import load_project
 from flowfactory.deploy import render_prefect_yaml
-from flowfactory.loader import load_project
 from flowfactory.settings import Settings
 
 __all__ = ["generate_project", "run"]

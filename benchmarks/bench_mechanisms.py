@@ -23,10 +23,10 @@ from typing import Any, Final
 import polars as pl
 
 from bench_run import _free_port, deployed_stack
-from flowfactory.datasets import DataRoot
-from flowfactory.loader import Project
+from flowfactory.config import Project
+from flowfactory.data import DataRoot
+from flowfactory.orchestration import announce_update
 from flowfactory.settings import Settings
-from flowfactory.triggering import announce_update
 
 __all__ = ["run"]
 

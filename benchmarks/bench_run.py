@@ -28,10 +28,9 @@ from typing import Any, Final
 
 import polars as pl
 
-from flowfactory.demo import LandingZone
-from flowfactory.loader import Project, load_project
+from flowfactory.config import Project, load_project
 from flowfactory.settings import Settings
-from flowfactory.stack import LocalStack
+from flowfactory.stack import LandingZone, LocalStack
 
 __all__ = ["BARE_SCRIPT", "run"]
 

@@ -32,12 +32,11 @@ from typing import Any, Final
 
 import polars as pl
 
-from flowfactory.datasets import DataRoot
-from flowfactory.demo import LandingZone
-from flowfactory.engine import apply_transform, read_source, resolve_transform
-from flowfactory.loader import Project, load_project
-from flowfactory.schema_check import check_project, lock_project
+from flowfactory.config import Project, load_project
+from flowfactory.data import DataRoot, apply_transform, read_source, resolve_transform
+from flowfactory.schema import check_project, lock_project
 from flowfactory.settings import Settings
+from flowfactory.stack import LandingZone
 from flowfactory.testing import copy_project
 
 __all__ = ["generate_project", "run"]

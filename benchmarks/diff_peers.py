@@ -33,7 +33,7 @@ def _peak_mib() -> float:
 def _flowfactory(folder: Path, repeats: int, *, identical: bool) -> tuple[list[float], Any]:
     import polars as pl  # noqa: PLC0415
 
-    from flowfactory.diff import diff_frames  # noqa: PLC0415
+    from flowfactory.canary import diff_frames  # noqa: PLC0415
 
     v1 = pl.read_parquet(folder / "v1.parquet")
     v2 = pl.read_parquet(folder / ("v1_shuffled.parquet" if identical else "v2.parquet"))

@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from flowfactory.canary import canary_run, version_run
+from flowfactory.orchestration import canary_run, version_run
 
 
 def _version_run_name() -> str:

@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from flowfactory.tasks import run_pipeline
+from flowfactory.orchestration import run_pipeline
 
 
 def _run_name() -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flowfactory.slas import check_sla
-from flowfactory.triggering import reconcile_project, route_update
+from flowfactory.orchestration import check_sla, reconcile_project, route_update
 
 
 @flow(name="flowfactory-router", log_prints=True)

@@ -8,9 +8,9 @@ from multiprocessing.synchronize import Barrier
 
 import httpx
 
-from flowfactory.breaker import BreakerRegistry, CircuitOpenError
-from flowfactory.breaker.redis_store import RedisStore
+from flowfactory.breaker import BreakerRegistry, RedisStore
 from flowfactory.config import CircuitBreakerConfig
+from flowfactory.errors import CircuitOpenError
 
 OPEN_SECONDS = 2.0  # long enough that no probe goes out while a test phase runs
 CONFIG = {"failure_threshold": 4, "reset_after": OPEN_SECONDS, "jitter": 0.0, "backoff": 1.0}

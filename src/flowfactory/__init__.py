@@ -1,7 +1,8 @@
 """flowfactory: config-driven, data-aware pipelines on Prefect 3.
 
 The package root re-exports the typed library (config models, loader, datasets, errors). The
-Prefect-facing parts (tasks, deploy, stack) import Prefect and are imported from their modules.
+capability packages below it (config, data, scheduling, breaker, canary, schema) never import
+Prefect; the layers that do (orchestration, deploy, stack, cli) are imported from their packages.
 """
 
 from importlib.metadata import version as _version
@@ -12,21 +13,25 @@ from flowfactory.config import (
     Destination,
     FileSource,
     PipelineConfig,
+    PipelineFile,
+    Project,
     PythonTransform,
     Retries,
     Schedule,
     SqlTransform,
+    load_pipeline,
+    load_project,
 )
-from flowfactory.datasets import DataRoot, Partition, WrittenPartition
+from flowfactory.data import DataRoot, Partition, WrittenPartition
 from flowfactory.errors import (
     ConfigError,
     FlowfactoryError,
     PipelineRunError,
     Problem,
     StackError,
+    UsageError,
     WriteError,
 )
-from flowfactory.loader import PipelineFile, Project, load_pipeline, load_project
 from flowfactory.settings import Settings, get_settings
 
 __version__ = _version("flowfactory")
@@ -51,6 +56,7 @@ __all__ = [
     "Settings",
     "SqlTransform",
     "StackError",
+    "UsageError",
     "WriteError",
     "WrittenPartition",
     "__version__",

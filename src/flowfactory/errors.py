@@ -1,4 +1,10 @@
-"""One error hierarchy for everything flowfactory raises on purpose."""
+"""One error hierarchy for everything flowfactory raises on purpose.
+
+Every class derives from :class:`FlowfactoryError` and from the standard exception it is most
+like, so callers can catch "any flowfactory error" or the familiar kind. The command line maps
+:class:`UsageError` to exit code 2, every other one to a one-line message and exit code 1, and
+:class:`ConfigError` to one ``path:line:col: error: ...`` line per problem.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CanaryError",
+    "CircuitOpenError",
     "ConfigError",
+    "ContractError",
+    "DiffError",
+    "FieldValueError",
     "FlowfactoryError",
     "PipelineRunError",
     "Problem",
+    "SamplingError",
+    "SchemaDerivationError",
     "SchemaIncompatibleError",
     "StackError",
+    "UsageError",
     "WriteError",
 ]
 
@@ -42,12 +56,29 @@ class FlowfactoryError(Exception):
     """Root of every error flowfactory raises on purpose."""
 
 
+class UsageError(FlowfactoryError, ValueError):
+    """Raised when a command is asked for something that does not exist or is malformed
+    (an unknown dataset, a bad partition or version); the command line exits 2."""
+
+
 class ConfigError(FlowfactoryError, ValueError):
     """Raised when one or more pipeline files are invalid; carries every problem found."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(sorted(problems))
         super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class FieldValueError(ValueError):
+    """Raised inside a model validator about one field, so that the error points at it.
+
+    A plain ValueError on purpose: pydantic turns it into a validation error, and the loader
+    into a positioned :class:`Problem`; it never reaches a caller on its own.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class WriteError(FlowfactoryError, OSError):
@@ -62,9 +93,47 @@ class StackError(FlowfactoryError, RuntimeError):
     """Raised when the local Prefect stack cannot start or be reached."""
 
 
+class ContractError(FlowfactoryError, ValueError):
+    """Raised when a contract file cannot be read or names a dtype polars does not know."""
+
+
+class SchemaDerivationError(FlowfactoryError, ValueError):
+    """Raised when a pipeline's output schema cannot be derived without data."""
+
+
 class SchemaIncompatibleError(FlowfactoryError, RuntimeError):
     """Raised when a run's output breaks its locked contract; nothing of it is written."""
 
     def __init__(self, message: str, columns: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.columns: tuple[str, ...] = tuple(columns)
+
+
+class CanaryError(FlowfactoryError, RuntimeError):
+    """Raised when a canary cannot run (no candidate, unknown version) or a promotion is refused."""
+
+
+class DiffError(FlowfactoryError, ValueError):
+    """Raised when two frames cannot be diffed as asked (no key columns)."""
+
+
+class SamplingError(FlowfactoryError, ValueError):
+    """Raised when a frame cannot be sampled as asked (missing or unhashable key columns)."""
+
+
+class CircuitOpenError(FlowfactoryError):
+    """Raised instead of a call when the breaker of its dependency is open.
+
+    A fresh instance per rejection, raised from a shallow frame: logging it costs the same
+    after a million rejections as after one. ``args`` round-trip through pickle.
+    """
+
+    def __init__(self, dependency: str, retry_after: float | None, state: str = "open") -> None:
+        super().__init__(dependency, retry_after, state)
+        self.dependency = dependency
+        self.retry_after = retry_after
+        self.state = state
+
+    def __str__(self) -> str:
+        when = "" if self.retry_after is None else f"; retry in {self.retry_after:.1f} s"
+        return f"circuit breaker {self.dependency!r} is {self.state}: call not made{when}"

@@ -30,13 +30,17 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import polars as pl
 import pytest
 
-from flowfactory.compat import Verdict, frame_violations
-from flowfactory.contracts import read_contract
-from flowfactory.datasets import DataRoot, Partition
-from flowfactory.engine import apply_transform, find_pipeline, resolve_transform
+from flowfactory.config import PipelineFile, find_pipeline, load_project
+from flowfactory.data import DataRoot, Partition, apply_transform, resolve_transform
 from flowfactory.errors import PipelineRunError, SchemaIncompatibleError
-from flowfactory.loader import PipelineFile, load_project
-from flowfactory.schema_check import contract_path, locked_input_schemas, schema_config
+from flowfactory.schema import (
+    Impact,
+    contract_path,
+    frame_violations,
+    locked_input_schemas,
+    read_contract,
+    schema_config,
+)
 from flowfactory.settings import Settings
 
 if TYPE_CHECKING:
@@ -122,7 +126,7 @@ def _check(pipeline: PipelineFile, output: pl.DataFrame, settings: Settings) -> 
     broken = [
         c
         for c in frame_violations(output, contract, config.direction, config.renamed)
-        if c.verdict is Verdict.breaking
+        if c.verdict is Impact.breaking
     ]
     if broken:
         raise SchemaIncompatibleError(

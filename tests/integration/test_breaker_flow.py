@@ -27,10 +27,10 @@ from tests.upstream import Upstream, running_upstream
 
 from flowfactory.blocks import HttpJsonApi
 from flowfactory.breaker import registry
-from flowfactory.datasets import DataRoot
+from flowfactory.data import DataRoot
+from flowfactory.orchestration import run_pipeline
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
-from flowfactory.tasks import run_pipeline
 
 pytestmark = pytest.mark.integration
 

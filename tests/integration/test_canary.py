@@ -224,8 +224,8 @@ def test_the_canary_deployment_runs_on_the_worker(tmp_path: Path, stack: LocalSt
     """`deploy` registers `<name>-canary`; run from the API (as from the UI), it promotes v2."""
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
+    from flowfactory.config import load_project  # noqa: PLC0415
     from flowfactory.deploy import deploy_project  # noqa: PLC0415
-    from flowfactory.loader import load_project  # noqa: PLC0415
 
     name = "c" + uuid.uuid4().hex[:8]
     root = _project(tmp_path)
@@ -271,8 +271,8 @@ def test_the_demo_candidate_agrees_with_the_sql_on_real_flights(
     tmp_path: Path, stack: LocalStack
 ) -> None:
     """The data-diff tier on the demo: January 2013 through both versions of flight_delays."""
-    from flowfactory.demo import LandingZone  # noqa: PLC0415
     from flowfactory.settings import Settings  # noqa: PLC0415
+    from flowfactory.stack import LandingZone  # noqa: PLC0415
 
     root = tmp_path / "demo"
     for folder in ("deployments", "transforms", "flows", "contracts"):

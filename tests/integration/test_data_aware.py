@@ -36,13 +36,12 @@ from prefect.events.worker import EventsWorker
 from tests.helpers import REPO, free_port, write_project
 from tests.integration.conftest import project_settings
 
-from flowfactory.config import Destination
-from flowfactory.datasets import DataRoot, Partition
+from flowfactory.config import Destination, Project, load_project
+from flowfactory.data import DataRoot, Partition
 from flowfactory.deploy import deploy_project, lineage_artifact_key
-from flowfactory.loader import Project, load_project
+from flowfactory.orchestration import announce_update, reconcile_project
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
-from flowfactory.triggering import announce_update, reconcile_project
 
 pytestmark = pytest.mark.integration
 

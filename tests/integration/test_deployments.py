@@ -20,10 +20,9 @@ from prefect.exceptions import ObjectNotFound
 from tests.helpers import write_project
 from tests.integration.conftest import project_settings
 
+from flowfactory.config import load_project
 from flowfactory.deploy import deploy_project, deployment_spec, render_prefect_yaml
-from flowfactory.loader import load_project
-from flowfactory.stack import LocalStack
-from flowfactory.warm import launcher_command
+from flowfactory.stack import LocalStack, launcher_command
 
 pytestmark = pytest.mark.integration
 

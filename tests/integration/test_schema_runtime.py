@@ -17,8 +17,8 @@ from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from tests.helpers import write_project
 
-from flowfactory.loader import load_project
-from flowfactory.schema_check import lock_project
+from flowfactory.config import load_project
+from flowfactory.schema import lock_project
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
 

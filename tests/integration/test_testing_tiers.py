@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import REPO
 
-from flowfactory.demo import LandingZone
 from flowfactory.settings import Settings
-from flowfactory.stack import LocalStack
+from flowfactory.stack import LandingZone, LocalStack
 from flowfactory.testing import PrefectPipelines, copy_project
 
 pytestmark = pytest.mark.integration

@@ -22,16 +22,21 @@ from prefect.server.utilities.user_templates import (
     validate_user_template,
 )
 
-from flowfactory import events
-from flowfactory.automations import data_trigger, sla_schedules, sla_triggers, system_deployments
-from flowfactory.config import Destination
-from flowfactory.datasets import DataRoot
-from flowfactory.deploy import project_specs, render_prefect_yaml
-from flowfactory.loader import Project, load_project
+from flowfactory.config import Destination, Project, load_project
+from flowfactory.data import DataRoot
+from flowfactory.deploy import (
+    ScheduleSpec,
+    TriggerSpec,
+    data_trigger,
+    project_specs,
+    render_prefect_yaml,
+    sla_schedules,
+    sla_triggers,
+    system_deployments,
+)
+from flowfactory.orchestration import check_sla, events
 from flowfactory.scheduling import Readiness
 from flowfactory.settings import Settings
-from flowfactory.slas import check_sla
-from flowfactory.specs import ScheduleSpec, TriggerSpec
 
 PARTITION_TEMPLATE = "{{ event.resource.get('dataset.partition', '') }}"
 STATE_TEMPLATE = "{{ event.resource.get('flowfactory.state', '') }}"

@@ -16,17 +16,9 @@ import httpx
 import pytest
 from tests.upstream import Upstream, running_upstream
 
-from flowfactory.breaker import (
-    BreakerRegistry,
-    CircuitOpenError,
-    Override,
-    Transition,
-    registry,
-    reset_registry,
-)
-from flowfactory.config import CircuitBreakerConfig
-from flowfactory.errors import ConfigError, FlowfactoryError
-from flowfactory.loader import load_project
+from flowfactory.breaker import BreakerRegistry, Override, Transition, registry, reset_registry
+from flowfactory.config import CircuitBreakerConfig, load_project
+from flowfactory.errors import CircuitOpenError, ConfigError, FlowfactoryError
 from flowfactory.settings import Settings
 
 RESET = 0.3  # seconds open before a probe; tests sleep past it, never assert on time

@@ -12,20 +12,19 @@ from pathlib import Path
 import pytest
 from tests.redis_server import running_redis
 
-from flowfactory.breaker import BreakerRegistry, Transition
-from flowfactory.breaker.integration import (
+from flowfactory.breaker import (
+    BreakerRegistry,
+    RedisStore,
+    Transition,
     dependency_of_url,
     guarded,
-    source_breaker,
     source_dependency,
-    transition_event,
 )
-from flowfactory.breaker.redis_store import RedisStore
-from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource
+from flowfactory.cli import breaker_rows
+from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, load_project
 from flowfactory.errors import PipelineRunError
-from flowfactory.loader import load_project
+from flowfactory.orchestration import source_breaker, transition_event
 from flowfactory.settings import Settings
-from flowfactory.status import breaker_rows
 
 FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 

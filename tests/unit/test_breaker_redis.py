@@ -16,9 +16,9 @@ from tests.helpers import free_port
 from tests.redis_server import running_redis
 from tests.upstream import Upstream, running_upstream
 
-from flowfactory.breaker import BreakerRegistry, CircuitOpenError, Override, Transition
-from flowfactory.breaker.redis_store import RedisStore
+from flowfactory.breaker import BreakerRegistry, Override, RedisStore, Transition
 from flowfactory.config import CircuitBreakerConfig
+from flowfactory.errors import CircuitOpenError
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,24 @@ import pytest
 from tests.helpers import REPO
 
 from flowfactory.canary import (
-    CanaryError,
+    Verdict,
     check_versions,
     compare_outputs,
     live_pipeline,
     live_version,
     live_versions,
     prepare_sample,
-    promote,
     prune_runs,
-    rollback,
     run_version,
+    set_live_version,
     version_pipeline,
 )
-from flowfactory.config import PythonTransform, SqlTransform
-from flowfactory.datasets import DataRoot, Partition
-from flowfactory.demo import LandingZone
+from flowfactory.config import PythonTransform, SqlTransform, find_pipeline, load_project
+from flowfactory.data import DataRoot, Partition, apply_transform, read_source, resolve_transform
 from flowfactory.deploy import project_specs, render_prefect_yaml
-from flowfactory.diff import Verdict
-from flowfactory.engine import apply_transform, find_pipeline, read_source, resolve_transform
-from flowfactory.errors import ConfigError
-from flowfactory.loader import load_project
+from flowfactory.errors import CanaryError, ConfigError
 from flowfactory.settings import Settings
+from flowfactory.stack import LandingZone
 
 PIPELINE = """\
 name: totals
@@ -143,23 +139,23 @@ def test_versions_and_the_live_state(project: Settings) -> None:
     assert live_version(pipeline, root).version == "v1"
     assert live_pipeline(pipeline, root) is pipeline
 
-    before, after = promote(pipeline, root, "v2", emit=False)
+    before, after = set_live_version(pipeline, root, "v2", by="test")
     assert (before.version, after.version) == ("v1", "v2")
     assert isinstance(live_pipeline(pipeline, root).config.transform, PythonTransform)
     project_versions = live_versions(load_project(project.deployments_dir, project), root)
     assert project_versions["totals"].version == "v2"
 
-    before, after = rollback(pipeline, root, emit=False)
+    before, after = set_live_version(pipeline, root, "v1", by="test")
     assert (before.version, after.version) == ("v2", "v1")
     with pytest.raises(CanaryError, match="unknown version"):
-        promote(pipeline, root, "v3", emit=False)
+        set_live_version(pipeline, root, "v3", by="test")
 
 
 def test_a_promotion_holds_for_the_promoted_candidate_only(project: Settings) -> None:
     _transforms(project, "2")
     pipeline = find_pipeline("totals", project)
     root = DataRoot(project.data_root_url)
-    promote(pipeline, root, "v2", emit=False)
+    set_live_version(pipeline, root, "v2", by="test")
     _transforms(project, "3")  # the candidate in the file changes after the promotion
     changed = find_pipeline("totals", project)
     live = live_version(changed, root)

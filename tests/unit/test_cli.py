@@ -15,8 +15,7 @@ import pytest
 import yaml
 from tests.helpers import REPO
 
-from flowfactory._yaml import load_yaml
-from flowfactory.loader import load_project, pipeline_paths
+from flowfactory.config import load_project, load_yaml, pipeline_paths
 from flowfactory.settings import Settings
 
 FLOWFACTORY = Path(sys.executable).with_name("flowfactory")

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 import polars as pl
 import pytest
 
-from flowfactory.compat import ChangeKind, Verdict, classify, classify_against, frame_violations
-from flowfactory.contracts import Contract, TableSchema
+from flowfactory.schema import (
+    ChangeKind,
+    Contract,
+    Impact,
+    TableSchema,
+    classify,
+    classify_against,
+    frame_violations,
+)
 
-A, W, B = Verdict.allowed, Verdict.warning, Verdict.breaking
+A, W, B = Impact.allowed, Impact.warning, Impact.breaking
 MODES = ("backward", "forward", "full", "none")
 
 
@@ -35,7 +42,7 @@ class Row:
     new: TableSchema
     kind: ChangeKind
     # backward, forward, full, none
-    verdicts: tuple[Verdict, Verdict, Verdict, Verdict]
+    verdicts: tuple[Impact, Impact, Impact, Impact]
     renamed: tuple[tuple[str, str], ...] = ()
 
 

@@ -7,15 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flowfactory.contracts import (
-    Contract,
-    ContractError,
-    DType,
-    SchemaConfig,
-    TableSchema,
-    read_contract,
-    write_contract,
-)
+from flowfactory.config import SchemaConfig
+from flowfactory.errors import ContractError
+from flowfactory.schema import Contract, DType, TableSchema, read_contract, write_contract
 
 DTYPES = [
     pl.Boolean(),

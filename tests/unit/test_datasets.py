@@ -1,4 +1,4 @@
-"""Unit tests for reading sources and writing partitioned datasets (flowfactory.datasets)."""
+"""Unit tests for reading sources and writing partitioned datasets (flowfactory.data.root)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from flowfactory._files import _STALE_TMP_SECONDS
 from flowfactory.config import CsvOptions, Destination, FileSource
-from flowfactory.datasets import PART_FILE, DataRoot, Partition
+from flowfactory.data import PART_FILE, DataRoot, Partition
+from flowfactory.data.files import _STALE_TMP_SECONDS
 from flowfactory.errors import PipelineRunError, WriteError
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
@@ -38,7 +38,7 @@ BIG_WRITER = textwrap.dedent(
     import polars as pl
 
     from flowfactory.config import Destination
-    from flowfactory.datasets import DataRoot
+    from flowfactory.data import DataRoot
 
     ids = pl.int_range(int(sys.argv[2]), dtype=pl.Int64)
     frame = pl.select(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from flowfactory.demo_api import PATH, AirportsApi
+from flowfactory.stack import AirportsApi
+from flowfactory.stack.demo_api import PATH
 
 
 def test_serves_airports_and_goes_down_on_the_flag(tmp_path: Path) -> None:

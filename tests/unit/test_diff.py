@@ -7,7 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from flowfactory.diff import DiffError, Tolerance, Verdict, diff_frames, rule_of_three
+from flowfactory.canary import Tolerance, Verdict, diff_frames, rule_of_three
+from flowfactory.errors import DiffError
 
 
 def _v1(n: int = 1_000) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Unit tests for what a pipeline run does without Prefect (flowfactory.engine)."""
+"""Unit tests for what a pipeline run does without Prefect (flowfactory.data.engine)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flowfactory.datasets import DataRoot, Partition, WrittenPartition
-from flowfactory.engine import (
+from flowfactory.config import PipelineFile, find_pipeline, load_pipeline
+from flowfactory.data import (
+    DataRoot,
+    Partition,
     RunSummary,
+    WrittenPartition,
     apply_transform,
     check_plan,
-    find_pipeline,
     resolve_transform,
 )
 from flowfactory.errors import ConfigError, PipelineRunError, Problem
-from flowfactory.loader import PipelineFile, load_pipeline
 from flowfactory.settings import Settings
 
 TRANSFORMS = """

@@ -1,4 +1,4 @@
-"""Unit tests for the dataset lineage of a project and its drawings (flowfactory.lineage)."""
+"""Unit tests for the dataset lineage of a project and its drawings (flowfactory.deploy.lineage)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flowfactory.lineage import Edge, Lineage, Node, lineage, render_dot, render_mermaid
-from flowfactory.loader import Project, load_project
+from flowfactory.config import Project, load_project
+from flowfactory.deploy import Edge, Lineage, lineage, render_dot, render_mermaid
+from flowfactory.deploy.lineage import Node
 from flowfactory.settings import Settings
 
 INGEST = "source:\n  path: landing/flights.csv\ndestination:\n  dataset: flights\n"

@@ -1,4 +1,4 @@
-"""Unit tests for loading a folder of pipeline files (flowfactory.loader, flowfactory.config)."""
+"""Loading a folder of pipeline files: the models, the loader and the whole-project checks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from flowfactory.config import FileSource, PipelineConfig, Retries, parse_duration
+from flowfactory.config import (
+    FileSource,
+    PipelineConfig,
+    Project,
+    Retries,
+    load_pipeline,
+    load_project,
+    parse_duration,
+    pipeline_paths,
+)
 from flowfactory.errors import ConfigError, Problem
-from flowfactory.loader import Project, load_pipeline, load_project, pipeline_paths
 from flowfactory.settings import Settings
 
 A = "deployments/a.yaml"
@@ -489,6 +497,33 @@ def test_duplicate_key_alone_fails_the_file(folder: Path) -> None:
             "destination",
         ),
     )
+
+
+def test_a_python_tag_in_a_duplicate_value_is_reported_too(folder: Path) -> None:
+    """A tag in the dropped value of a duplicate key is an error beside the duplicate itself."""
+    write(
+        folder,
+        "a.yaml",
+        reads_file("a") + 'source: !!python/object/apply:os.system ["echo pwned"]\n',
+    )
+    assert problems_of(folder) == (
+        Problem(
+            A,
+            5,
+            1,
+            "duplicate key 'source' (first defined at line 1); "
+            "YAML would silently keep only the last one",
+            "source",
+        ),
+        tag_problem(5, 9, "source", "!!python/object/apply:os.system"),
+    )
+
+
+def test_a_bad_http_block_is_reported_at_its_key(folder: Path) -> None:
+    """An invalid `http.block` names source.http.block, not a doubled union tag."""
+    write(folder, "a.yaml", "source:\n  http: {block: Bad_Block}\ndestination:\n  dataset: a\n")
+    (problem,) = problems_of(folder)
+    assert (problem.line, problem.column, problem.field) == (2, 17, "source.http.block")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Unit tests for turning pipeline files into prefect.yaml (flowfactory.deploy)."""
+"""Unit tests for turning pipeline files into prefect.yaml (flowfactory.deploy.register)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import yaml
 from tests.helpers import REPO
 
-from flowfactory.deploy import FLOW_ENTRYPOINT, deployment_spec, render_prefect_yaml
-from flowfactory.loader import Project, load_project
+from flowfactory.config import Project, load_project
+from flowfactory.deploy import deployment_spec, render_prefect_yaml
+from flowfactory.orchestration import PIPELINE_ENTRYPOINT
 from flowfactory.settings import Settings
 
 SHIPPED = sorted(p.stem for p in (REPO / "deployments").glob("[!_]*.yaml"))
@@ -36,7 +37,7 @@ def load(project_dir: Path) -> Project:
 def deployments(text: str) -> dict[str, dict[str, Any]]:
     """The pipeline deployments of a rendered prefect.yaml, by name."""
     document = yaml.safe_load(text)
-    return {d["name"]: d for d in document["deployments"] if d["entrypoint"] == FLOW_ENTRYPOINT}
+    return {d["name"]: d for d in document["deployments"] if d["entrypoint"] == PIPELINE_ENTRYPOINT}
 
 
 SYSTEM = ["flowfactory-router", "flowfactory-reconcile", "flowfactory-sla"]
@@ -75,7 +76,7 @@ def test_rendered_deployment(name: str) -> None:
     project = load(REPO)
     config = project.get(name).config
     deployment = deployments(render_prefect_yaml(project))[name]
-    assert deployment["entrypoint"] == FLOW_ENTRYPOINT == "flows/pipeline.py:pipeline"
+    assert deployment["entrypoint"] == PIPELINE_ENTRYPOINT == "flows/pipeline.py:pipeline"
     assert deployment["parameters"] == {"name": name}
     assert deployment["work_pool"] == {
         "name": config.work_pool,
@@ -139,7 +140,7 @@ def test_new_pipeline_file_appears(copy: Path) -> None:
     rendered = deployments(render_prefect_yaml(load(copy)))
     assert sorted(rendered) == sorted([*SHIPPED, "hourly_copy"])
     new = rendered["hourly_copy"]
-    assert new["entrypoint"] == FLOW_ENTRYPOINT
+    assert new["entrypoint"] == PIPELINE_ENTRYPOINT
     assert new["parameters"] == {"name": "hourly_copy"}
     assert new["work_pool"]["name"] == "other"
     assert new["schedules"] == [{"interval": 900.0, "timezone": "Europe/Paris"}]

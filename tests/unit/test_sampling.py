@@ -7,14 +7,8 @@ import hashlib
 import polars as pl
 import pytest
 
-from flowfactory.sampling import (
-    SampleSpec,
-    SamplingError,
-    sample,
-    sample_inputs,
-    splitmix64,
-    with_stable_hash,
-)
+from flowfactory.canary import SampleSpec, sample, sample_inputs, splitmix64, with_stable_hash
+from flowfactory.errors import SamplingError
 
 MASK = (1 << 64) - 1
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flowfactory.config import Destination
-from flowfactory.datasets import PART_FILE, DataRoot, Partition
-from flowfactory.loader import PipelineFile, Project, load_project
+from flowfactory.config import Destination, PipelineFile, Project, load_project
+from flowfactory.data import PART_FILE, DataRoot, Partition
 from flowfactory.scheduling import (
     Readiness,
     claim,

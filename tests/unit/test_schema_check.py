@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from tests.helpers import REPO, write_project
 
-from flowfactory.compat import ChangeKind, Verdict
-from flowfactory.contracts import read_contract
+from flowfactory.config import load_project
 from flowfactory.errors import ConfigError
-from flowfactory.loader import load_project
-from flowfactory.schema_check import check_project, lock_project
+from flowfactory.schema import ChangeKind, Impact, check_project, lock_project, read_contract
 from flowfactory.settings import Settings
 
 FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
@@ -113,7 +111,7 @@ def test_dropped_column_breaks_and_names_every_downstream(project: Path) -> None
     report = _check(project)
     assert not report.ok
     ingest = report.get("ingest_orders")
-    (dropped,) = [c for c in ingest.changes if c.verdict is Verdict.breaking]
+    (dropped,) = [c for c in ingest.changes if c.verdict is Impact.breaking]
     assert (dropped.column, dropped.kind) == ("amount", ChangeKind.column_dropped)
     assert ingest.downstream == ("daily", "report")
     daily = report.get("daily_totals")
@@ -134,7 +132,7 @@ def test_upstream_type_change_is_rederived_through_the_graph(project: Path) -> N
     ingest = report.get("ingest_orders")
     (widened,) = ingest.changes
     assert widened.kind is ChangeKind.type_widened
-    assert widened.verdict is Verdict.warning  # forward: readers that pin Int64 reject it
+    assert widened.verdict is Impact.warning  # forward: readers that pin Int64 reject it
     daily = report.get("daily_totals")
     (total,) = daily.changes
     assert (total.column, total.before, total.after) == ("total", "Int64", "Float64")

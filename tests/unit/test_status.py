@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 from tests.helpers import write_project
 
-from flowfactory.canary import _set_live
-from flowfactory.datasets import DataRoot
-from flowfactory.loader import load_project
+from flowfactory.canary import set_live_version
+from flowfactory.cli import dataset_rows, status_rows, version_rows
+from flowfactory.config import load_project
+from flowfactory.data import DataRoot
 from flowfactory.settings import Settings
-from flowfactory.status import dataset_rows, status_rows, version_rows
 
 PIPELINES = {
     "deployments/orders.yaml": (
@@ -41,7 +41,7 @@ def test_rows_show_live_version_and_each_dataset_update(tmp_path: Path) -> None:
     root.write_dataset(
         pl.DataFrame({"id": [1, 2, 3], "month": [1, 1, 2]}), orders.config.destination
     )
-    _set_live(orders, root, "v2", by="test")
+    set_live_version(orders, root, "v2", by="test")
 
     rows = status_rows(project, root)
     assert [row.kind for row in rows] == ["version", "dataset", "dataset"]

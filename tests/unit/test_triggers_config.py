@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flowfactory.config import Deadline, Sla, Trigger
+from flowfactory.config import Deadline, Project, Sla, Trigger, load_project
 from flowfactory.errors import ConfigError, Problem
-from flowfactory.loader import Project, load_project
 from flowfactory.settings import Settings
 
 A = "deployments/a.yaml"

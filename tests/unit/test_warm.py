@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flowfactory.warm import LAUNCHER, SOCKET_ENV, launcher_command
+from flowfactory.stack import LAUNCHER, SOCKET_ENV, launcher_command
 
 
 def _children_of(pid: int) -> list[int]:
@@ -25,7 +25,7 @@ def _children_of(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def warm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     path = tmp_path_factory.mktemp("warm") / "warm.sock"
-    server = subprocess.Popen([sys.executable, "-m", "flowfactory.warm", str(path)])
+    server = subprocess.Popen([sys.executable, "-m", "flowfactory.stack.warm", str(path)])
     try:
         deadline = time.monotonic() + 60
         while not path.exists():

@@ -1,4 +1,4 @@
-"""Unit tests for the safe, positioned YAML loader (flowfactory._yaml)."""
+"""Unit tests for the safe, positioned YAML loader (flowfactory.config.yaml)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowfactory._yaml import (
-    MAX_FILE_BYTES,
-    Mark,
-    YamlDocument,
-    format_field_path,
-    load_yaml,
-)
+from flowfactory.config import MAX_FILE_BYTES, Mark, YamlDocument, format_field_path, load_yaml
 from flowfactory.errors import ConfigError, Problem
 
 SHOWN = "deployments/p.yaml"

@@ -40,7 +40,7 @@ from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import Context, OpenedState
 
 from flowfactory.config import CircuitBreakerConfig
-from flowfactory.errors import FlowfactoryError
+from flowfactory.errors import CircuitOpenError
 
 __all__ = [
     "RETRY_TOKENS",
@@ -81,24 +81,6 @@ class Override(StrEnum):
     DISABLED = "disabled"  # calls go straight through and are not recorded
     FORCED_OPEN = "forced-open"  # every call is rejected
     FORCED_CLOSED = "forced-closed"  # every call goes through; outcomes still recorded
-
-
-class CircuitOpenError(FlowfactoryError):
-    """A call was not made because the breaker of its dependency is open.
-
-    A fresh instance per rejection, raised from a shallow frame: logging it costs the same
-    after a million rejections as after one. ``args`` round-trip through pickle.
-    """
-
-    def __init__(self, dependency: str, retry_after: float | None, state: str = "open") -> None:
-        super().__init__(dependency, retry_after, state)
-        self.dependency = dependency
-        self.retry_after = retry_after
-        self.state = state
-
-    def __str__(self) -> str:
-        when = "" if self.retry_after is None else f"; retry in {self.retry_after:.1f} s"
-        return f"circuit breaker {self.dependency!r} is {self.state}: call not made{when}"
 
 
 @dataclass(frozen=True)

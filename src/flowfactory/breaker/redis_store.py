@@ -24,13 +24,7 @@ from typing import Any, Final, Literal, cast
 
 import redis
 
-from flowfactory.breaker.core import (
-    RETRY_TOKENS,
-    Override,
-    SharedAdmission,
-    State,
-    Transition,
-)
+from flowfactory.breaker.core import RETRY_TOKENS, Override, SharedAdmission, State, Transition
 from flowfactory.config import CircuitBreakerConfig
 
 __all__ = ["RedisStore"]

@@ -1,0 +1,185 @@
+"""What a pipeline run does, free of Prefect: find the config, read, transform, write."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from flowfactory.config import DatasetSource, FileSource, HttpSource, PythonTransform, SqlTransform
+from flowfactory.data.root import DataRoot, WrittenPartition
+from flowfactory.data.partitions import Partition
+from flowfactory.errors import ConfigError, PipelineRunError
+from flowfactory.config import PipelineFile
+from flowfactory.settings import Settings
+
+__all__ = [
+    "HttpReader",
+    "RunSummary",
+    "TransformFn",
+    "apply_transform",
+    "check_plan",
+    "read_source",
+    "resolve_transform",
+]
+
+TransformFn = Callable[..., pl.LazyFrame | pl.DataFrame]
+# Reads an `http:` source; supplied by the orchestration layer, which owns the API's block.
+HttpReader = Callable[[HttpSource], pl.DataFrame]
+
+
+def resolve_transform(pipeline: PipelineFile, settings: Settings) -> TransformFn | None:
+    """Import a Python transform; a missing module or function is a config error."""
+    transform = pipeline.config.transform
+    if not isinstance(transform, PythonTransform):
+        return None
+    loc = ("transform", "python")
+    # Transforms live in the project (transforms/ by default), which is not an installed package.
+    project = str(settings.project_dir)
+    if project not in sys.path:
+        sys.path.insert(0, project)
+    try:
+        module = importlib.import_module(transform.module)
+    except ImportError as exc:
+        raise ConfigError(
+            [pipeline.problem(loc, f"cannot import module {transform.module!r}: {exc}")]
+        ) from exc
+    function = getattr(module, transform.function, None)
+    if not callable(function):
+        raise ConfigError(
+            [
+                pipeline.problem(
+                    loc, f"module {transform.module!r} has no function {transform.function!r}"
+                )
+            ]
+        )
+    return function  # type: ignore[no-any-return]
+
+
+def read_source(
+    source: DatasetSource | FileSource | HttpSource,
+    root: DataRoot,
+    partition: Partition | None,
+    *,
+    read_http: HttpReader | None = None,
+) -> pl.LazyFrame:
+    """A source as a LazyFrame, narrowed to ``partition`` when its columns allow."""
+    if isinstance(source, DatasetSource):
+        return root.read_dataset(source.dataset, partition)
+    if isinstance(source, HttpSource):
+        if read_http is None:
+            raise PipelineRunError(
+                f"{source.http.block}{source.http.path}: an HTTP source is read inside a run"
+            )
+        return read_http(source).lazy()
+    return root.read_files(source, partition)
+
+
+def apply_transform(
+    pipeline: PipelineFile, frames: Mapping[str, pl.LazyFrame], function: TransformFn | None
+) -> pl.LazyFrame:
+    """Run the pipeline's transform over its sources (each a table under its name)."""
+    transform = pipeline.config.transform
+    if transform is None:
+        (only,) = frames.values()
+        return only
+    if isinstance(transform, SqlTransform):
+        context = pl.SQLContext(frames=dict(frames), eager=False)
+        try:
+            return context.execute(transform.sql)
+        except pl.exceptions.PolarsError as exc:
+            raise _transform_error(pipeline, exc) from exc
+    if function is None:  # pragma: no cover - resolve_transform always gives one for python
+        raise PipelineRunError(f"pipeline {pipeline.name!r}: transform was not resolved")
+    result = function(**frames)
+    if isinstance(result, pl.DataFrame):
+        return result.lazy()
+    if not isinstance(result, pl.LazyFrame):
+        raise PipelineRunError(
+            f"pipeline {pipeline.name!r}: {transform.python} returned "
+            f"{type(result).__name__}, expected a polars LazyFrame"
+        )
+    return result
+
+
+def _transform_error(pipeline: PipelineFile, exc: Exception) -> ConfigError:
+    """A polars error in a transform, positioned at the transform in the pipeline file."""
+    transform = pipeline.config.transform
+    key = "sql" if isinstance(transform, SqlTransform) else "python"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(
+        [pipeline.problem(("transform", key), f"the transform fails on its inputs: {first_line}")]
+    )
+
+
+def check_plan(
+    pipeline: PipelineFile,
+    root: DataRoot,
+    partition: Partition | None,
+    function: TransformFn | None,
+) -> pl.Schema:
+    """Resolve the transform's plan against the sources' schemas without computing it.
+
+    A missing column or a bad SQL statement then surfaces as a positioned config error before
+    a run starts, instead of as a failure deep inside the run. A pipeline that reads an HTTP
+    API is not checked: its columns are known only by calling the API, which the run does.
+    """
+    if any(isinstance(s, HttpSource) for s in pipeline.config.inputs.values()):
+        return pl.Schema()
+    frames = {
+        table: read_source(source, root, partition)
+        for table, source in pipeline.config.inputs.items()
+    }
+    try:
+        return apply_transform(pipeline, frames, function).collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise _transform_error(pipeline, exc) from exc
+
+
+@dataclass
+class RunSummary:
+    """What one pipeline run read and wrote."""
+
+    pipeline: str
+    partition: Partition | None
+    rows_in: dict[str, int] = field(default_factory=dict)
+    written: list[WrittenPartition] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_out(self) -> int:
+        """Rows written across partitions."""
+        return sum(w.rows for w in self.written)
+
+    def markdown(self) -> str:
+        """The run summary as the markdown shown in the Prefect UI."""
+        scope = f"partition `{self.partition}`" if self.partition else "all partitions"
+        lines = [
+            f"# {self.pipeline}: {scope}",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| rows in | {sum(self.rows_in.values()):,} |",
+            f"| rows out | {self.rows_out:,} |",
+            (
+                f"| partitions written | {sum(w.changed for w in self.written)} "
+                f"(unchanged {sum(not w.changed for w in self.written)}) |"
+            ),
+            f"| duration | {self.seconds:.2f} s |",
+            "",
+            "| source | rows |",
+            "|---|---|",
+            *(f"| {name} | {rows:,} |" for name, rows in self.rows_in.items()),
+            "",
+            "| partition | rows | bytes | changed | sha256 |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {w.partition or '(whole dataset)'} | {w.rows:,} | {w.bytes:,} | "
+                f"{'yes' if w.changed else 'no'} | `{w.content_hash[:12]}` |"
+                for w in self.written
+            ),
+        ]
+        return "\n".join(lines)

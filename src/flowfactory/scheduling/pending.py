@@ -1,0 +1,60 @@
+"""Pending consumers: those whose inputs are ready for a partition in a state not yet consumed.
+
+Asked after each update (the consumers it makes ready) and by reconciliation, which re-derives
+readiness from the data itself, so an update whose event was lost is picked up on the next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flowfactory.config import DatasetSource, FileSource, HttpSource, Project
+from flowfactory.data import PART_FILE, DataRoot, Partition
+from flowfactory.scheduling.inputs import Readiness, consumers_of, readiness
+from flowfactory.scheduling.ledger import consumed_state
+
+__all__ = ["evaluate_update", "reconcile"]
+
+
+def evaluate_update(
+    project: Project, root: DataRoot, dataset: str, partition: str
+) -> list[Readiness]:
+    """The consumers that an update of ``dataset`` (partition text, "" for all) makes ready."""
+    scope = Partition.parse(partition) if partition else None
+    found = []
+    for consumer in consumers_of(project, dataset):
+        state = readiness(consumer, root, scope, dataset)
+        if state.ready and consumed_state(root, consumer.name, state.partition) != state.state:
+            found.append(state)
+    return found
+
+
+def _partitions(root: DataRoot, source: DatasetSource | FileSource | HttpSource) -> set[str]:
+    if not isinstance(source, DatasetSource):
+        return set()
+    base = root.dataset_dir(source.dataset)
+    found = set()
+    for path in root.dataset_files(source.dataset):
+        # "" for an unpartitioned dataset: its one file is the partition a consumer reads.
+        found.add(path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/"))
+    return found
+
+
+def reconcile(project: Project, root: DataRoot) -> Iterator[Readiness]:
+    """Every (consumer, partition) whose inputs are ready and whose state was not consumed."""
+    for consumer in project.pipelines:
+        trigger = consumer.config.trigger
+        if trigger is None:
+            continue
+        if trigger.partition == "all":
+            candidates: set[str] = {""}
+        else:
+            tables = consumer.config.input_dataset_names
+            candidates = set().union(
+                *(_partitions(root, consumer.config.inputs[tables[d]]) for d in trigger.on)
+            )
+        for partition in sorted(candidates):
+            scope = Partition.parse(partition) if partition else None
+            state = readiness(consumer, root, scope)
+            if state.ready and consumed_state(root, consumer.name, state.partition) != state.state:
+                yield state

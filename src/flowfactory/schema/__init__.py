@@ -1,0 +1,81 @@
+"""Schema contracts, free of Prefect: the locked output schema of each dataset, the compatibility
+rule table, static derivation of output schemas, and the project-wide check and lock.
+"""
+
+from __future__ import annotations
+
+from flowfactory.schema.check import (
+    CheckReport,
+    LockReport,
+    OutputCheck,
+    PipelineCheck,
+    SchemaGraph,
+    check_output,
+    check_project,
+    contract_path,
+    input_contract_path,
+    lock_project,
+    locked_input_schemas,
+    output_table_schema,
+    schema_config,
+    unknown_names,
+)
+from flowfactory.schema.contracts import (
+    CONTRACTS_DIR,
+    ColumnContract,
+    Contract,
+    ContractError,
+    DType,
+    TableSchema,
+    pl_dtype,
+    read_contract,
+    write_contract,
+)
+from flowfactory.schema.rules import (
+    Change,
+    ChangeKind,
+    Impact,
+    Mode,
+    Safety,
+    classify,
+    classify_against,
+    compare_dtypes,
+    frame_violations,
+    verdict_for,
+)
+
+__all__ = [
+    "CONTRACTS_DIR",
+    "Change",
+    "ChangeKind",
+    "CheckReport",
+    "ColumnContract",
+    "Contract",
+    "ContractError",
+    "DType",
+    "Impact",
+    "LockReport",
+    "Mode",
+    "OutputCheck",
+    "PipelineCheck",
+    "Safety",
+    "SchemaGraph",
+    "TableSchema",
+    "check_output",
+    "check_project",
+    "classify",
+    "classify_against",
+    "compare_dtypes",
+    "contract_path",
+    "frame_violations",
+    "input_contract_path",
+    "lock_project",
+    "locked_input_schemas",
+    "output_table_schema",
+    "pl_dtype",
+    "read_contract",
+    "schema_config",
+    "unknown_names",
+    "verdict_for",
+    "write_contract",
+]

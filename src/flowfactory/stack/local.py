@@ -1,0 +1,281 @@
+"""The local stack: a real `prefect server start` on SQLite in the state folder, and workers.
+
+Used by ``flowfactory up`` and ``demo`` and by the integration tests, so that what users run
+is what the tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final, Self
+
+from flowfactory.errors import StackError
+from flowfactory.orchestration import api_is_healthy
+from flowfactory.settings import Settings
+
+__all__ = ["LocalStack", "port_is_free"]
+
+_PREFECT: Final = str(Path(sys.executable).with_name("prefect"))
+_MAX_UNIX_SOCKET_PATH: Final = 100  # sun_path holds 108 bytes on Linux
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class _Managed:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def tail(self, lines: int = 25) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops the processes of the local stack; a context manager stops them all."""
+
+    settings: Settings
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: list[_Managed] = field(default_factory=list)
+    warm_socket: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The API this stack serves."""
+        return self.settings.prefect_api_url
+
+    @property
+    def state(self) -> Path:
+        """The state folder (created on demand)."""
+        path = self.settings.state_path
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def env(self) -> dict[str, str]:
+        """The environment of every process of the stack, and of clients that talk to it."""
+        state = self.state
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(state / "prefect-home"),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{state / 'prefect.db'}",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            # Flow runs find their project through the deployment's working directory, so one
+            # worker serves any number of projects; only the API address is pinned here.
+            "FLOWFACTORY_PREFECT_API_URL": self.api_url,
+            **self.extra_env,
+        }
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> _Managed:
+        log_path = self.state / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            argv,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.settings.project_dir,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+        )
+        managed = _Managed(name, process, log_path, log)
+        self.processes.append(managed)
+        return managed
+
+    def start_server(self, timeout: float = 120.0) -> None:
+        """Start `prefect server start` and wait until its API is healthy."""
+        host, port = self.settings.api_host_port
+        if not port_is_free(host, port):
+            raise StackError(
+                f"{host}:{port} is already in use (another `flowfactory up` or Prefect server?). "
+                "Stop it, or pick another port with "
+                f"FLOWFACTORY_PREFECT_API_URL=http://{host}:{port + 1}/api"
+            )
+        server = self._spawn(
+            "server",
+            [_PREFECT, "server", "start", "--host", host, "--port", str(port)],
+            self.env(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise StackError(
+                    f"the Prefect server exited with code {server.process.returncode}; "
+                    f"last lines of {server.log_path}:\n{server.tail()}"
+                )
+            if api_is_healthy(self.api_url, timeout=1.0):
+                return
+            time.sleep(0.25)
+        raise StackError(
+            f"the Prefect server did not become healthy within {timeout:.0f} s; "
+            f"see {server.log_path}"
+        )
+
+    def start_redis(self, timeout: float = 15.0) -> str | None:
+        """Start a throwaway ``redis-server`` for shared breaker state; None when not installed.
+
+        Workers, the warm executor and this process then share one circuit per dependency, so a
+        breaker that one run opened is still open for the next. Nothing is persisted.
+        """
+        binary = shutil.which("redis-server")
+        if binary is None:
+            return None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        argv = [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
+        redis = self._spawn("redis", argv, self.env())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if redis.process.poll() is not None:
+                raise StackError(
+                    f"redis-server exited; last lines of {redis.log_path}:\n{redis.tail()}"
+                )
+            if not port_is_free("127.0.0.1", port):
+                url = f"redis://127.0.0.1:{port}/0"
+                self.extra_env = {**self.extra_env, "FLOWFACTORY_BREAKER_REDIS_URL": url}
+                return url
+            time.sleep(0.05)
+        raise StackError(f"redis-server did not listen on port {port} within {timeout:.0f} s")
+
+    def start_warm_executor(self) -> Path:
+        """Start the warm executor (see flowfactory.stack.warm) once; returns its socket."""
+        if self.warm_socket is None:
+            path = self.state / "warm.sock"
+            if len(str(path)) > _MAX_UNIX_SOCKET_PATH:
+                digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+                path = Path(tempfile.gettempdir()) / f"flowfactory-{digest}.sock"
+            self._spawn(
+                "warm-executor",
+                [sys.executable, "-m", "flowfactory.stack.warm", str(path)],
+                self.env(),
+            )
+            self.warm_socket = path
+        return self.warm_socket
+
+    def _use_warm_launcher(self, pool: str) -> None:
+        """Make ``pool`` start runs through the warm launcher (creating the pool if missing)."""
+        from prefect.client.orchestration import get_client  # noqa: PLC0415 - loads on demand
+        from prefect.client.schemas.actions import (  # noqa: PLC0415
+            WorkPoolCreate,
+            WorkPoolUpdate,
+        )
+        from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+        from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+        from prefect.workers.process import ProcessWorker  # noqa: PLC0415
+
+        from flowfactory.stack.warm import launcher_command  # noqa: PLC0415
+
+        template = ProcessWorker.get_default_base_job_template()
+        template["variables"]["properties"]["command"]["default"] = launcher_command()
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            try:
+                client.read_work_pool(pool)
+            except ObjectNotFound:
+                client.create_work_pool(
+                    WorkPoolCreate(name=pool, type="process", base_job_template=template)
+                )
+            else:
+                client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
+
+    def start_worker(self, pool: str) -> None:
+        """Start a process worker on ``pool`` that polls for runs every ``poll_seconds``."""
+        env = self.env()
+        env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.settings.poll_seconds)
+        env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
+        if self.settings.warm_start:
+            from flowfactory.stack.warm import SOCKET_ENV  # noqa: PLC0415
+
+            env[SOCKET_ENV] = str(self.start_warm_executor())
+            self._use_warm_launcher(pool)
+        self._spawn(
+            f"worker-{pool}",
+            [_PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
+            env,
+        )
+
+    def check_alive(self) -> None:
+        """Raise StackError if a process of the stack has exited."""
+        for managed in self.processes:
+            if managed.process.poll() is not None:
+                raise StackError(
+                    f"{managed.name} exited with code {managed.process.returncode}; "
+                    f"last lines of {managed.log_path}:\n{managed.tail()}"
+                )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop every process this stack started, workers first, then the server."""
+        for managed in reversed(self.processes):
+            if managed.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(managed.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for managed in reversed(self.processes):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                managed.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(managed.process.pid, signal.SIGKILL)
+                managed.process.wait()
+            managed.log.close()
+        self.processes.clear()
+
+    @contextlib.contextmanager
+    def client_environment(self) -> Iterator[None]:
+        """Point this process's Prefect client at the stack for the duration."""
+        from prefect.settings import (  # noqa: PLC0415 - prefect loads only when needed
+            PREFECT_API_URL,
+            temporary_settings,
+        )
+
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            yield
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
