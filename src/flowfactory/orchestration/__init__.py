@@ -5,82 +5,154 @@ events and HTTP sources. Everything below it is plain Python; the shells here ac
 
 from __future__ import annotations
 
-from flowfactory.orchestration.announce import (
-    announce_update,
-    reconcile_project,
-    route_update,
-)
-from flowfactory.orchestration.artifacts import (
-    artifact_key,
-)
-from flowfactory.orchestration.breakers import (
-    RetryCondition,
-    install_events,
-    notification_breaker,
-    retry_condition,
-    source_breaker,
-    transition_event,
-)
-from flowfactory.orchestration.canary import (
-    canary_run,
-    change_live_version,
-    run_canary_now,
-    version_run,
-)
-from flowfactory.orchestration.entrypoints import (
-    CANARY_ENTRYPOINT,
-    CANARY_FLOW,
-    PIPELINE_ENTRYPOINT,
-    PIPELINE_FLOW,
-)
-from flowfactory.orchestration.events import (
-    CANARY_FAILED,
-    CANARY_INCONCLUSIVE,
-    CANARY_PASSED,
-    CIRCUIT_BREAKER_CLOSED,
-    CIRCUIT_BREAKER_HALF_OPENED,
-    CIRCUIT_BREAKER_OPENED,
-    DATASET_UPDATED,
-    PARTITION_LABEL,
-    PIPELINE_PROMOTED,
-    PIPELINE_READY,
-    PIPELINE_ROLLED_BACK,
-    ROUTE_LABEL,
-    SCHEMA_INCOMPATIBLE,
-    SLA_MISSED,
-    STATE_LABEL,
-    announce_ready,
-    breaker_resource,
-    dataset_resource,
-    emit,
-    emit_verdict,
-    emit_version_change,
-    pipeline_resource,
-    schema_fingerprint,
-)
-from flowfactory.orchestration.http import (
-    is_client_error,
-    read_http,
-)
-from flowfactory.orchestration.notify import (
-    notify,
-)
-from flowfactory.orchestration.pipeline import (
-    run_pipeline,
-)
-from flowfactory.orchestration.prefect_api import (
-    api_is_healthy,
-)
-from flowfactory.orchestration.slas import (
-    check_sla,
-)
-from flowfactory.orchestration.tasks import (
-    announce,
-    check_contract,
-    extract,
-    load,
-    transform,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowfactory.orchestration.announce import (
+        announce_update,
+        reconcile_project,
+        route_update,
+    )
+    from flowfactory.orchestration.artifacts import (
+        artifact_key,
+    )
+    from flowfactory.orchestration.breakers import (
+        RetryCondition,
+        install_events,
+        notification_breaker,
+        retry_condition,
+        source_breaker,
+        transition_event,
+    )
+    from flowfactory.orchestration.canary import (
+        canary_run,
+        change_live_version,
+        run_canary_now,
+        version_run,
+    )
+    from flowfactory.orchestration.entrypoints import (
+        CANARY_ENTRYPOINT,
+        CANARY_FLOW,
+        PIPELINE_ENTRYPOINT,
+        PIPELINE_FLOW,
+    )
+    from flowfactory.orchestration.events import (
+        CANARY_FAILED,
+        CANARY_INCONCLUSIVE,
+        CANARY_PASSED,
+        CIRCUIT_BREAKER_CLOSED,
+        CIRCUIT_BREAKER_HALF_OPENED,
+        CIRCUIT_BREAKER_OPENED,
+        DATASET_UPDATED,
+        PARTITION_LABEL,
+        PIPELINE_PROMOTED,
+        PIPELINE_READY,
+        PIPELINE_ROLLED_BACK,
+        ROUTE_LABEL,
+        SCHEMA_INCOMPATIBLE,
+        SLA_MISSED,
+        STATE_LABEL,
+        announce_ready,
+        breaker_resource,
+        dataset_resource,
+        emit,
+        emit_verdict,
+        emit_version_change,
+        pipeline_resource,
+        schema_fingerprint,
+    )
+    from flowfactory.orchestration.http import (
+        is_client_error,
+        read_http,
+    )
+    from flowfactory.orchestration.notify import (
+        notify,
+    )
+    from flowfactory.orchestration.pipeline import (
+        run_pipeline,
+    )
+    from flowfactory.orchestration.prefect_api import (
+        api_is_healthy,
+    )
+    from flowfactory.orchestration.slas import (
+        check_sla,
+    )
+    from flowfactory.orchestration.tasks import (
+        announce,
+        check_contract,
+        extract,
+        load,
+        transform,
+    )
+
+# Prefect takes over a second to import: the Prefect-free modules (event names, entrypoints,
+# artifact keys) stay importable without it, and each re-export loads its module on first use.
+_HOMES: dict[str, str] = {
+    "CANARY_ENTRYPOINT": "entrypoints",
+    "CANARY_FAILED": "events",
+    "CANARY_FLOW": "entrypoints",
+    "CANARY_INCONCLUSIVE": "events",
+    "CANARY_PASSED": "events",
+    "CIRCUIT_BREAKER_CLOSED": "events",
+    "CIRCUIT_BREAKER_HALF_OPENED": "events",
+    "CIRCUIT_BREAKER_OPENED": "events",
+    "DATASET_UPDATED": "events",
+    "PARTITION_LABEL": "events",
+    "PIPELINE_ENTRYPOINT": "entrypoints",
+    "PIPELINE_FLOW": "entrypoints",
+    "PIPELINE_PROMOTED": "events",
+    "PIPELINE_READY": "events",
+    "PIPELINE_ROLLED_BACK": "events",
+    "ROUTE_LABEL": "events",
+    "RetryCondition": "breakers",
+    "SCHEMA_INCOMPATIBLE": "events",
+    "SLA_MISSED": "events",
+    "STATE_LABEL": "events",
+    "announce": "tasks",
+    "announce_ready": "events",
+    "announce_update": "announce",
+    "api_is_healthy": "prefect_api",
+    "artifact_key": "artifacts",
+    "breaker_resource": "events",
+    "canary_run": "canary",
+    "change_live_version": "canary",
+    "check_contract": "tasks",
+    "check_sla": "slas",
+    "dataset_resource": "events",
+    "emit": "events",
+    "emit_verdict": "events",
+    "emit_version_change": "events",
+    "extract": "tasks",
+    "install_events": "breakers",
+    "is_client_error": "http",
+    "load": "tasks",
+    "notification_breaker": "breakers",
+    "notify": "notify",
+    "pipeline_resource": "events",
+    "read_http": "http",
+    "reconcile_project": "announce",
+    "retry_condition": "breakers",
+    "route_update": "announce",
+    "run_canary_now": "canary",
+    "run_pipeline": "pipeline",
+    "schema_fingerprint": "events",
+    "source_breaker": "breakers",
+    "transform": "tasks",
+    "transition_event": "breakers",
+    "version_run": "canary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` when it is first asked for."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CANARY_ENTRYPOINT",
