@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shutil
 import socket
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
+
+from flowfactory.config import Project, load_project
+from flowfactory.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,3 +31,12 @@ def write_project(root: Path, files: Mapping[str, str], *, with_flows: bool = Tr
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     return root
+
+
+def load_pipelines(project_dir: Path, /, **files: str) -> Project:
+    """Write deployments/<name>.yaml for each keyword (dedented) and load the project."""
+    folder = project_dir / "deployments"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return load_project(folder, Settings(project_dir=project_dir))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import textwrap
 import uuid
 from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.helpers import load_pipelines as load
 
-from flowfactory.config import Destination, PipelineFile, Project, load_project
+from flowfactory.config import Destination, PipelineFile, Project
 from flowfactory.data import PART_FILE, DataRoot, Partition
 from flowfactory.scheduling import (
     Readiness,
@@ -24,34 +23,20 @@ from flowfactory.scheduling import (
     record_consumed,
     release,
 )
-from flowfactory.settings import Settings
 
 JAN = "year=2013/month=1"
 FEB = "year=2013/month=2"
 SCHEMA = {"year": pl.Int64, "month": pl.Int64, "id": pl.Int64}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in its own project folder, without FLOWFACTORY_* from the shell."""
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# Each test runs in its own project folder, without FLOWFACTORY_* from the shell.
+pytestmark = pytest.mark.usefixtures("project_dir")
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> DataRoot:
     """The project's data root, tmp_path/data."""
     return DataRoot(str(tmp_path / "data"))
-
-
-def load(tmp_path: Path, **files: str) -> Project:
-    """Write deployments/<name>.yaml for each keyword and load the project."""
-    folder = tmp_path / "deployments"
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return load_project(folder, Settings(project_dir=tmp_path))
 
 
 def consumer(

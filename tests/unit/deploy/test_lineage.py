@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from tests.helpers import load_pipelines as load
 
-from flowfactory.config import Project, load_project
 from flowfactory.deploy import Edge, Lineage, lineage, render_dot, render_mermaid
 from flowfactory.deploy.lineage import Node
-from flowfactory.settings import Settings
 
 INGEST = "source:\n  path: landing/flights.csv\ndestination:\n  dataset: flights\n"
 STATS = """sources:
@@ -63,21 +61,8 @@ DOT = """digraph lineage {
 """
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in its own project folder, without FLOWFACTORY_* from the shell."""
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-def load(tmp_path: Path, **files: str) -> Project:
-    """Write deployments/<name>.yaml for each keyword and load the project."""
-    folder = tmp_path / "deployments"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
-    return load_project(folder, Settings(project_dir=tmp_path))
+# Each test runs in its own project folder, without FLOWFACTORY_* from the shell.
+pytestmark = pytest.mark.usefixtures("project_dir")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,11 +20,8 @@ SLA_EMPTY = "an SLA needs at least one of max_duration, freshness or deadline"
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def folder(tmp_path: Path, project_dir: Path) -> Path:
     """An empty deployments/ folder in a project that is the working directory."""
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     path = tmp_path / "deployments"
     path.mkdir()
     return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -55,10 +54,7 @@ FACTOR = 2
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def project(tmp_path: Path, project_dir: Path) -> Settings:
     (tmp_path / "deployments").mkdir()
     (tmp_path / "deployments/totals.yaml").write_text(PIPELINE)
     (tmp_path / "data/landing").mkdir(parents=True)

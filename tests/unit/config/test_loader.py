@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
 from datetime import timedelta
@@ -32,15 +31,12 @@ NOT_EXTERNAL = "and it is not declared external (external: true)"
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def folder(tmp_path: Path, project_dir: Path) -> Path:
     """An empty deployments/ folder in a project that is the working directory.
 
     Paths in problems are relative to the working directory, so they print as
     ``deployments/<file>``; FLOWFACTORY_* variables of the calling shell are cleared.
     """
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     path = tmp_path / "deployments"
     path.mkdir()
     return path

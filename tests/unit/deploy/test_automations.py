@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import textwrap
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,8 +20,9 @@ from prefect.server.utilities.user_templates import (
     render_user_template_sync,
     validate_user_template,
 )
+from tests.helpers import load_pipelines as load
 
-from flowfactory.config import Destination, Project, load_project
+from flowfactory.config import Destination, Project
 from flowfactory.data import DataRoot
 from flowfactory.deploy import (
     ScheduleSpec,
@@ -66,26 +66,13 @@ sla:
 STATS = "source:\n  dataset: flights\ndestination:\n  dataset: stats\n"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in its own project folder, without FLOWFACTORY_* from the shell."""
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# Each test runs in its own project folder, without FLOWFACTORY_* from the shell.
+pytestmark = pytest.mark.usefixtures("project_dir")
 
 
 def settings(tmp_path: Path) -> Settings:
     """Settings of the project in tmp_path (data under tmp_path/data)."""
     return Settings(project_dir=tmp_path)
-
-
-def load(tmp_path: Path, **files: str) -> Project:
-    """Write deployments/<name>.yaml for each keyword and load the project."""
-    folder = tmp_path / "deployments"
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return load_project(folder, settings(tmp_path))
 
 
 @pytest.fixture

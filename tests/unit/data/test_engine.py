@@ -45,15 +45,12 @@ not_a_function = 3
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project_dir: Path) -> Iterator[Path]:
     """A project with an empty deployments/ folder, as the working directory.
 
     Modules named transforms.* are unloaded before and after, and sys.path is restored, so
     each test imports the transforms of its own project.
     """
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     for name in [n for n in sys.modules if n == "transforms" or n.startswith("transforms.")]:
         monkeypatch.delitem(sys.modules, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,7 @@ SHIPPED = sorted(p.stem for p in (REPO / "deployments").glob("[!_]*.yaml"))
 CANARIES = ["flight_delays-canary"]
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FLOWFACTORY_* variables of the calling shell do not leak into the settings."""
-    for name in [n for n in os.environ if n.startswith("FLOWFACTORY_")]:
-        monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def load(project_dir: Path) -> Project:
