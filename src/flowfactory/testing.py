@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ import pytest
 
 from flowfactory.config import PipelineFile, find_pipeline, load_project
 from flowfactory.data import DataRoot, Partition, apply_transform, resolve_transform
+from flowfactory.deploy import deploy_project
 from flowfactory.errors import PipelineRunError, SchemaIncompatibleError
 from flowfactory.schema import (
     Impact,
@@ -189,9 +191,7 @@ class PrefectPipelines:
         timeout: float = 300.0,
     ) -> PipelineRun:
         """Deploy the project (once), run the pipeline's deployment, wait for its end."""
-        from prefect.deployments import run_deployment  # noqa: PLC0415
-
-        from flowfactory.deploy import deploy_project  # noqa: PLC0415
+        from prefect.deployments import run_deployment  # noqa: PLC0415 - unit tests load no Prefect
 
         settings = Settings(
             project_dir=project_dir,
@@ -242,9 +242,8 @@ def run_transform(flowfactory_settings: Settings) -> Callable[..., pl.DataFrame]
 @pytest.fixture(scope="session")
 def flowfactory_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A real ``prefect server start`` (SQLite) and a process worker, for the whole session."""
-    import socket  # noqa: PLC0415
 
-    from flowfactory.stack import LocalStack  # noqa: PLC0415
+    from flowfactory.stack import LocalStack  # noqa: PLC0415 - unit tests load no Prefect
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -30,9 +30,9 @@ class DeployReport:
 
 
 async def _ensure_work_pools(names: set[str]) -> list[str]:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415 - keeps `validate` fast
-    from prefect.client.schemas.actions import WorkPoolCreate  # noqa: PLC0415
-    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - `render` stays Prefect-free
+    from prefect.client.schemas.actions import WorkPoolCreate  # noqa: PLC0415 - `render` stays Prefect-free
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415 - `render` stays Prefect-free
 
     created: list[str] = []
     async with get_client() as client:
@@ -46,8 +46,8 @@ async def _ensure_work_pools(names: set[str]) -> list[str]:
 
 
 async def _prune(keep: set[str], project_name: str) -> list[str]:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.filters import (  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - `render` stays Prefect-free
+    from prefect.client.schemas.filters import (  # noqa: PLC0415 - `render` stays Prefect-free
         DeploymentFilter,
         DeploymentFilterTags,
     )
@@ -68,9 +68,9 @@ async def _prune(keep: set[str], project_name: str) -> list[str]:
 
 async def deploy_project(project: Project, settings: Settings, *, prune: bool) -> DeployReport:
     """Register every deployment and its triggers on the API in PREFECT_API_URL."""
-    from prefect.events import DeploymentEventTrigger  # noqa: PLC0415
-    from prefect.flows import Flow  # noqa: PLC0415
-    from prefect.schedules import Cron, Interval  # noqa: PLC0415
+    from prefect.events import DeploymentEventTrigger  # noqa: PLC0415 - `render` stays Prefect-free
+    from prefect.flows import Flow  # noqa: PLC0415 - `render` stays Prefect-free
+    from prefect.schedules import Cron, Interval  # noqa: PLC0415 - `render` stays Prefect-free
 
     report = DeployReport()
     specs = project_specs(project, project_name=settings.project_name)
@@ -116,7 +116,7 @@ def lineage_artifact_key(project_name: str) -> str:
 
 async def _publish_lineage(project: Project, project_name: str) -> None:
     """The dataset lineage as a markdown artifact, so the UI shows the graph after a deploy."""
-    from prefect.artifacts import acreate_markdown_artifact  # noqa: PLC0415
+    from prefect.artifacts import acreate_markdown_artifact  # noqa: PLC0415 - `render` stays Prefect-free
 
     with warnings.catch_warnings():
         # Prefect 3.8 warns that artifacts outside a run will go away; the pin keeps them.

@@ -12,7 +12,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State
+from prefect.events.worker import EventsWorker
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.input import RunInput
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
 
 from flowfactory.canary import (
     VERSIONS,
@@ -48,15 +59,10 @@ from flowfactory.orchestration.http import read_http
 from flowfactory.orchestration.prefect_api import api_is_healthy
 from flowfactory.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import State
-
 __all__ = ["canary_run", "change_live_version", "run_canary_now", "version_run"]
 
 
 def _flow_run_id() -> str:
-    from prefect.runtime import flow_run  # noqa: PLC0415 - only inside a run
-
     return str(flow_run.id) if flow_run.id else uuid.uuid4().hex
 
 
@@ -70,9 +76,6 @@ def version_run(name: str, version: str, area: str) -> int:
 
 def _approved(pipeline: str, canary: CanaryConfig) -> Approval:
     """Wait for a person to approve the promotion in the Prefect UI."""
-    from prefect.exceptions import FlowPauseTimeout  # noqa: PLC0415
-    from prefect.flow_runs import pause_flow_run  # noqa: PLC0415
-    from prefect.input import RunInput  # noqa: PLC0415
 
     class PromotionInput(RunInput):
         """Promote v2 of the pipeline to production?"""
@@ -129,11 +132,6 @@ def _run_versions(
 
 def _publish(outcome: CanaryOutcome, root: DataRoot, area: str, *, emit: bool = True) -> None:
     """Artifacts for the UI, the report next to the outputs, and the verdict event."""
-    from prefect.artifacts import (  # noqa: PLC0415 - Prefect loads only inside runs
-        create_markdown_artifact,
-        create_table_artifact,
-    )
-
     text = outcome.markdown()
     root.put_atomic(f"{area}/report.md", text.encode())
     write_latest_report(outcome.pipeline, root, text)
@@ -159,9 +157,6 @@ def canary_run(
     settings: Settings | None = None,
 ) -> State[Any]:
     """Body of the canary flow; ``version_flow`` is the subflow that runs one version."""
-    from prefect.logging import get_run_logger  # noqa: PLC0415
-    from prefect.states import Completed, Failed  # noqa: PLC0415
-
     logger = get_run_logger()
     settings = settings or get_settings()
     pipeline = find_pipeline(name, settings)
@@ -209,8 +204,6 @@ def run_canary_now(name: str, partition: str | None, settings: Settings) -> tupl
 
     Config mistakes (no candidate, no key, a bad partition) surface before the flow starts.
     """
-    from prefect.flows import Flow, load_flow_from_entrypoint  # noqa: PLC0415
-
     pipeline = find_pipeline(name, settings)
     canary_of(pipeline)
     scope = Partition.parse(partition) if partition else None
@@ -241,8 +234,6 @@ def change_live_version(
         os.environ["PREFECT_API_URL"] = url
     before, after = set_live_version(pipeline, root, version, by=by)
     if online:
-        from prefect.events.worker import EventsWorker  # noqa: PLC0415
-
         events.emit_version_change(before, after, "")
         EventsWorker.drain_all(timeout=30)
     return before, after, online

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 import polars as pl
 
@@ -95,9 +96,8 @@ def emit(
     event_id: str | None = None,
 ) -> Event | None:
     """Emit one event; inside a run Prefect relates it to the flow run and deployment."""
-    from uuid import UUID  # noqa: PLC0415
-
-    from prefect.events import emit_event  # noqa: PLC0415 - Prefect loads only when emitting
+    # deploy and `flowfactory render` read the event names here without importing Prefect.
+    from prefect.events import emit_event  # noqa: PLC0415
 
     return emit_event(
         event=event,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import polars as pl
 
+from flowfactory.blocks import HttpJsonApi
 from flowfactory.breaker import Breaker
 from flowfactory.config import HttpSource
 from flowfactory.errors import PipelineRunError
@@ -15,8 +17,6 @@ TOO_MANY_REQUESTS = 429
 
 def is_client_error(exc: Exception) -> bool:
     """A 4xx other than 429: the API is up and said no, which is no sign of an outage."""
-    import httpx  # noqa: PLC0415
-
     if not isinstance(exc, httpx.HTTPStatusError):
         return False
     status = exc.response.status_code
@@ -25,8 +25,6 @@ def is_client_error(exc: Exception) -> bool:
 
 def read_http(source: HttpSource, breaker: Breaker | None = None) -> pl.DataFrame:
     """GET the endpoint (through ``breaker``) and turn its list of records into a frame."""
-    from flowfactory.blocks import HttpJsonApi  # noqa: PLC0415 - Prefect loads only when needed
-
     endpoint = source.http
     api = HttpJsonApi.load(endpoint.block, _sync=True)  # type: ignore[call-arg] # sync task
     assert isinstance(api, HttpJsonApi)  # noqa: S101 - narrows Prefect's dispatching type

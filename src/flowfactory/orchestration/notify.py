@@ -10,6 +10,14 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+# Importing the module registers Prefect's notification block classes, so that loading a
+# document by its `<type slug>/<name>` gives the concrete class.
+import prefect.blocks.notifications  # noqa: F401
+from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.core import Block
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.logging import get_run_logger
+
 if TYPE_CHECKING:
     from flowfactory.breaker import Breaker
 
@@ -30,12 +38,6 @@ async def notify(
     ``breaker`` gives the breaker of the notification service: a failing service is then
     called no more than its circuit allows.
     """
-    # Importing the module registers Prefect's notification block classes, so that loading a
-    # document by its `<type slug>/<name>` gives the concrete class.
-    import prefect.blocks.notifications  # noqa: F401, PLC0415 - only when notifying
-    from prefect.blocks.abstract import NotificationBlock  # noqa: PLC0415
-    from prefect.blocks.core import Block  # noqa: PLC0415
-
     log = _logger()
     try:
         block: Block = await Block.aload(block_name)
@@ -54,9 +56,6 @@ async def notify(
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
     """The run's logger inside a flow or task run (its lines show in the UI), else this module's."""
-    from prefect.context import FlowRunContext, TaskRunContext  # noqa: PLC0415
-    from prefect.logging import get_run_logger  # noqa: PLC0415
-
     if FlowRunContext.get() or TaskRunContext.get():
         return get_run_logger()
     return logger

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Final
 
 import polars as pl
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from flowfactory.config import Project
 from flowfactory.data import DataRoot, Partition
@@ -136,9 +138,6 @@ def _run_names(project: Project, partition: str) -> dict[str, str]:
 
 async def _wait_for_runs(project: Project, partition: str, timeout: float) -> dict[str, list[str]]:
     """Poll until every triggered pipeline has completed a run for ``partition`` (or one failed)."""
-    from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName  # noqa: PLC0415
-
     names = _run_names(project, partition)
     deadline = time.monotonic() + timeout
     states: dict[str, list[str]] = {}

