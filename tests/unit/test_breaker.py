@@ -519,4 +519,4 @@ def test_one_breaker_shared_by_threads_under_churn() -> None:
     assert unexpected == []
     assert in_body > 0
     assert breaker.rejected > 0
-    assert 0 <= breaker._probes <= 2
+    assert 0 <= breaker.machine.probes <= 2
