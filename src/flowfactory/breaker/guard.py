@@ -57,7 +57,11 @@ _Ticket = int | Permit | _SharedPermit | None
 
 
 class Breaker:
-    """The breaker of one dependency, shared by every caller in the process."""
+    """The breaker of one dependency, shared by every caller in the process.
+
+    ``machine`` is the state machine underneath; read it to inspect, change it only through
+    the breaker (which holds the lock).
+    """
 
     def __init__(self, machine: CircuitMachine, host: BreakerHost) -> None:
         self.dependency = machine.dependency

@@ -98,7 +98,8 @@ class CircuitMachine:
     """Closed, open and half-open for one dependency; not thread-safe (the caller locks).
 
     ``clean``, ``windowed``, ``generation`` and ``open_until`` are read without the lock by
-    the caller's fast paths; everything else is called under it.
+    the caller's fast paths (which also ``earn`` a clean success without it); everything else
+    is called under the lock.
     """
 
     def __init__(
