@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.breaker_helpers import FakeClock
 from tests.helpers import REPO
 
 # The fixtures pipeline authors use (run_transform, prefect_pipeline); our tests use them too.
@@ -16,6 +17,12 @@ pytest_plugins = ["flowfactory.testing"]
 def repo() -> Path:
     """The repository root."""
     return REPO
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake monotonic clock for breakers (``BreakerRegistry(clock=clock)``); tests move it."""
+    return FakeClock()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
-from flowfactory.breaker.core import Breaker
+from flowfactory.breaker.guard import Breaker
 from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, HttpSource
 from flowfactory.errors import PipelineRunError
 

@@ -20,11 +20,18 @@ Prefect's task threads can share it (an asyncio client is bound to the loop that
 from __future__ import annotations
 
 import random
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import redis
 
-from flowfactory.breaker.core import RETRY_TOKENS, Override, SharedAdmission, State, Transition
+from flowfactory.breaker.model import (
+    RETRY_TOKENS,
+    Outcome,
+    Override,
+    SharedAdmission,
+    State,
+    Transition,
+)
 from flowfactory.config import CircuitBreakerConfig
 
 __all__ = ["RedisStore"]
@@ -187,7 +194,7 @@ class RedisStore:
         dependency: str,
         config: CircuitBreakerConfig,
         admission: SharedAdmission,
-        outcome: Literal["success", "failure", "neutral"],
+        outcome: Outcome,
     ) -> Transition | None:
         """Count one outcome (see ``_RECORD``); returns the transition it caused, if any."""
         jitter = config.jitter * random.random()  # noqa: S311 - spreading, not secrecy

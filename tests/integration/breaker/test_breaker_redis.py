@@ -13,19 +13,13 @@ import httpx
 import pytest
 from tests.breaker_worker import CONFIG, OPEN_SECONDS, worker
 from tests.helpers import free_port
-from tests.redis_server import running_redis
-from tests.upstream import Upstream, running_upstream
+from tests.upstream import Upstream
 
 from flowfactory.breaker import BreakerRegistry, Override, RedisStore, Transition
 from flowfactory.config import CircuitBreakerConfig
 from flowfactory.errors import CircuitOpenError
 
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real redis-server for this module."""
-    with running_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -37,15 +31,8 @@ def store(redis_url: str) -> Iterator[RedisStore]:
     store.client.close()
 
 
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    """A healthy upstream; tests switch it."""
-    with running_upstream(slow_seconds=10.0) as server:
-        yield server
-
-
 def config() -> CircuitBreakerConfig:
-    """The workers' settings: threshold 4, half a second open, no jitter."""
+    """The workers' settings: threshold 4, ``OPEN_SECONDS`` open, no jitter."""
     return CircuitBreakerConfig.model_validate(CONFIG)
 
 

@@ -1,20 +1,15 @@
-"""Which dependency a source touches, the events a transition makes, status and the CLI verbs."""
+"""Which dependency a source touches, the events a transition makes, status rows, and the CLI
+verbs without shared state."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.redis_server import running_redis
+from tests.breaker_helpers import breaker_project, run_flowfactory
 
 from flowfactory.breaker import (
     BreakerRegistry,
-    RedisStore,
     Transition,
     dependency_of_url,
     guarded,
@@ -25,8 +20,6 @@ from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, 
 from flowfactory.errors import PipelineRunError
 from flowfactory.orchestration import source_breaker, transition_event
 from flowfactory.settings import Settings
-
-FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 
 
 @pytest.mark.parametrize(
@@ -111,72 +104,16 @@ def test_open_transition_carries_failures_and_error() -> None:
     assert [(t.new, t.failures, t.last_error) for t in heard] == [("open", 2, "TimeoutError")]
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server for the CLI tests."""
-    with running_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-def _project(root: Path) -> Path:
-    folder = root / "deployments"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "a.yaml").write_text(
-        "name: a\nsource: {path: 's3://bucket/x.csv'}\ndestination: {dataset: a}\n"
-    )
-    return root
-
-
-def _cli(root: Path, *args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWFACTORY_")}
-    env["FLOWFACTORY_PROJECT_DIR"] = str(root)
-    if redis_url:
-        env["FLOWFACTORY_BREAKER_REDIS_URL"] = redis_url
-    return subprocess.run(
-        [str(FLOWFACTORY), *args], capture_output=True, text=True, env=env, cwd=root, check=False
-    )
-
-
 def test_status_lists_project_dependencies(tmp_path: Path) -> None:
-    root = _project(tmp_path)
+    root = breaker_project(tmp_path)
     project = load_project(root / "deployments", Settings(project_dir=root))
     rows = breaker_rows(project, BreakerRegistry())
     assert [(r.kind, r.name, r.state) for r in rows] == [("breaker", "s3.bucket", "closed")]
     assert "this process only" in rows[0].detail
 
 
-def test_cli_forces_a_breaker_fleet_wide(tmp_path: Path, redis_url: str) -> None:
-    RedisStore(redis_url).client.flushdb()
-    root = _project(tmp_path)
-    done = _cli(root, "breaker", "open", "s3.bucket", redis_url=redis_url)
-    assert done.returncode == 0, done.stderr
-    shown = _cli(root, "status", "--format", "json", redis_url=redis_url)
-    assert shown.returncode == 0, shown.stderr
-    rows = [row for row in json.loads(shown.stdout) if row["kind"] == "breaker"]
-    assert rows == [
-        {
-            "kind": "breaker",
-            "name": "s3.bucket",
-            "state": "forced-open",
-            "detail": "0 failure(s), fleet-wide",
-        }
-    ]
-    # A worker in another process sees it: rejected without calling.
-    worker = BreakerRegistry(store=RedisStore(redis_url, timeout=5.0))
-    calls: list[int] = []
-    with pytest.raises(Exception, match="forced-open"):
-        worker.get("s3.bucket").call(calls.append, 1)
-    assert calls == []
-    assert _cli(root, "breaker", "reset", "s3.bucket", redis_url=redis_url).returncode == 0
-    worker.get("s3.bucket").call(calls.append, 1)
-    assert calls == [1]
-    text = _cli(root, "status", redis_url=redis_url).stdout
-    assert "s3.bucket" in text
-    assert "closed" in text
-
-
 def test_cli_control_needs_shared_state(tmp_path: Path) -> None:
-    done = _cli(_project(tmp_path), "breaker", "open", "s3.bucket")
+    done = run_flowfactory(breaker_project(tmp_path), "breaker", "open", "s3.bucket")
     assert done.returncode == 1
     assert "FLOWFACTORY_BREAKER_REDIS_URL" in done.stderr
     assert "Traceback" not in done.stderr
