@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +14,6 @@ from polars.testing import assert_frame_equal
 
 from flowfactory.config import CsvOptions, Destination, FileSource
 from flowfactory.data import PART_FILE, DataRoot, Partition
-from flowfactory.data.files import _STALE_TMP_SECONDS
 from flowfactory.errors import PipelineRunError, WriteError
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])

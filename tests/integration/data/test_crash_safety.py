@@ -1,0 +1,104 @@
+"""Crash safety of dataset writes: a writer killed mid-write leaves the previous partition whole."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from flowfactory.config import Destination
+from flowfactory.data import PART_FILE, DataRoot
+from flowfactory.data.files import _STALE_TMP_SECONDS
+
+DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
+SCHEMA = {"year": pl.Int64, "month": pl.Int64, "id": pl.Int64, "carrier": pl.String}
+TMP_NAME = re.compile(r"^\.part-0\.parquet\.[0-9a-f]{32}\.tmp$")
+
+# Overwrites year=2013/month=1 of dataset `flights` under argv[1] with argv[2] rows of
+# incompressible data (tens of MB), so that its temporary file lives long enough to be seen.
+BIG_WRITER = textwrap.dedent(
+    """
+    import sys
+
+    import polars as pl
+
+    from flowfactory.config import Destination
+    from flowfactory.data import DataRoot
+
+    ids = pl.int_range(int(sys.argv[2]), dtype=pl.Int64)
+    frame = pl.select(
+        year=pl.lit(2013, pl.Int64),
+        month=pl.lit(1, pl.Int64),
+        id=ids,
+        carrier=pl.lit("ZZ"),
+        x=ids.hash(1),
+        y=ids.hash(2),
+        z=ids.hash(3),
+    )
+    destination = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
+    DataRoot(sys.argv[1]).write_dataset(frame, destination)
+    """
+)
+
+
+def flights(*rows: tuple[int, int, int, str]) -> pl.DataFrame:
+    """A frame of (year, month, id, carrier) rows."""
+    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+
+
+def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
+    """SIGKILL while the temporary file exists leaves the old file; stale temporaries go later."""
+    root = DataRoot(str(tmp_path))
+    old = flights((2013, 1, 1, "DL"), (2013, 1, 2, "UA"))
+    (first,) = root.write_dataset(old, DEST)
+    target = Path(first.path)
+    old_bytes = target.read_bytes()
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", BIG_WRITER, str(tmp_path), "3000000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    leftover = None
+    deadline = time.monotonic() + 60
+    try:
+        while leftover is None and writer.poll() is None and time.monotonic() < deadline:
+            leftover = next(target.parent.glob(".part-0.parquet.*.tmp"), None)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        _, stderr = writer.communicate(timeout=30)
+    assert leftover is not None, f"no temporary file seen: {stderr.decode()}"
+    assert writer.returncode == -signal.SIGKILL
+    assert TMP_NAME.match(leftover.name)
+    assert leftover.exists()
+
+    # The previous partition is whole: same bytes, same rows.
+    assert target.read_bytes() == old_bytes
+    assert_frame_equal(root.read_dataset("flights").collect(), old)
+
+    # A normal write succeeds and leaves a recent temporary (it may be a live writer's) ...
+    (second,) = root.write_dataset(flights((2013, 1, 5, "AA")), DEST)
+    assert second.changed
+    assert pl.read_parquet(target)["id"].to_list() == [5]
+    assert leftover.exists()
+
+    # ... and removes it once it is older than the threshold, but not a recent one.
+    aged = time.time() - _STALE_TMP_SECONDS - 60
+    os.utime(leftover, (aged, aged))
+    recent = target.with_name(f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
+    recent.write_bytes(b"partial")
+    (third,) = root.write_dataset(flights((2013, 1, 6, "B6")), DEST)
+    assert third.changed
+    assert not leftover.exists()
+    assert recent.exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == [recent.name, PART_FILE]
+    assert pl.read_parquet(target)["id"].to_list() == [6]
