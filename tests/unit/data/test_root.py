@@ -22,6 +22,7 @@ BAD_PARTITION = "partition {!r} is not of the form column=value[/column=value...
 NAIVE_HOUR = dt.datetime(2013, 1, 1, 5, 30)  # noqa: DTZ001 - CSV sources give naive datetimes
 TMP_NAME = re.compile(r"^\.part-0\.parquet\.[0-9a-f]{32}\.tmp$")
 
+
 def flights(*rows: tuple[int, int, int, str]) -> pl.DataFrame:
     """A frame of (year, month, id, carrier) rows."""
     return pl.DataFrame(rows, schema=SCHEMA, orient="row")
