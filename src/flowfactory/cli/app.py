@@ -134,7 +134,7 @@ def _project_at(folder: Path, settings: Settings) -> Project:
 
 
 def _pipeline_at(path: Path, settings: Settings) -> str:
-    from flowfactory.config import DEFAULTS_FILE, load_yaml
+    from flowfactory.config import DEFAULTS_FILE, load_yaml  # noqa: PLC0415
 
     if not path.exists():
         raise ConfigError([Problem.at_file(path, "no such file")])
@@ -222,9 +222,9 @@ def run(
     ] = None,
 ) -> None:
     """Run one pipeline now, in this process, tracked by the Prefect API."""
-    from flowfactory.canary import parse_version, version_pipeline
-    from flowfactory.config import find_pipeline
-    from flowfactory.data import DataRoot, Partition, check_plan, resolve_transform
+    from flowfactory.canary import parse_version, version_pipeline  # noqa: PLC0415
+    from flowfactory.config import find_pipeline  # noqa: PLC0415
+    from flowfactory.data import DataRoot, Partition, check_plan, resolve_transform  # noqa: PLC0415
 
     _check_partition_option(partition)
     settings = get_settings()
@@ -363,7 +363,7 @@ def graph(
     output: Annotated[GraphFormat, typer.Option("--format")] = GraphFormat.mermaid,
 ) -> None:
     """Print the dataset lineage of every pipeline (Mermaid or Graphviz dot)."""
-    from flowfactory.deploy import lineage, render_dot, render_mermaid
+    from flowfactory.deploy import lineage, render_dot, render_mermaid  # noqa: PLC0415
 
     drawing = lineage(_project(get_settings()))
     typer.echo(
@@ -522,7 +522,7 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
 def _serve_demo_api(project: Project, settings: Settings) -> None:
     """Start the demo's airports API (for as long as this command runs) if a pipeline reads it."""
     from flowfactory.config import HttpSource  # noqa: PLC0415
-    from flowfactory.stack import BLOCK_NAME, DOWN_FLAG, AirportsApi
+    from flowfactory.stack import BLOCK_NAME, DOWN_FLAG, AirportsApi  # noqa: PLC0415
 
     if not any(
         isinstance(s, HttpSource) and s.http.block == BLOCK_NAME
