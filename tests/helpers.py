@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 
 
 def free_port() -> int:
@@ -27,3 +31,21 @@ def write_project(root: Path, files: Mapping[str, str], *, with_flows: bool = Tr
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     return root
+
+
+def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `flowfactory ARGS` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
+
+    PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+    return subprocess.run(
+        [str(FLOWFACTORY), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
