@@ -3,7 +3,8 @@
 Inputs that no pipeline of the project produces are locked first, from a cheap schema read of
 their files when they are present (a scan, plus type inference for CSV), so that the outputs
 derive from them. HTTP APIs are never called: their input contracts are written by hand. A
-contract gets a new version only when its schema changed; the old one moves to its history.
+contract gets a new version only when its schema or its producing pipeline changed; the old
+version moves to its history.
 """
 
 from __future__ import annotations
