@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +15,7 @@ from flowfactory.config import Project, load_project
 from flowfactory.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 
 
 def free_port() -> int:
@@ -40,3 +44,21 @@ def load_pipelines(project_dir: Path, /, **files: str) -> Project:
     for name, text in files.items():
         (folder / f"{name}.yaml").write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return load_project(folder, Settings(project_dir=project_dir))
+
+
+def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `flowfactory ARGS` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
+
+    PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+    return subprocess.run(
+        [str(FLOWFACTORY), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

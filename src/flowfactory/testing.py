@@ -35,14 +35,7 @@ from flowfactory.config import PipelineFile, find_pipeline, load_project
 from flowfactory.data import DataRoot, Partition, apply_transform, resolve_transform
 from flowfactory.deploy import deploy_project
 from flowfactory.errors import PipelineRunError, SchemaIncompatibleError
-from flowfactory.schema import (
-    Impact,
-    contract_path,
-    frame_violations,
-    locked_input_schemas,
-    read_contract,
-    schema_config,
-)
+from flowfactory.schema import check_output, locked_input_schemas
 from flowfactory.settings import Settings
 
 if TYPE_CHECKING:
@@ -121,20 +114,12 @@ def transform_rows(
 
 
 def _check(pipeline: PipelineFile, output: pl.DataFrame, settings: Settings) -> None:
-    contract = read_contract(contract_path(pipeline, settings))
-    if contract is None:
-        return
-    config = schema_config(pipeline)
-    broken = [
-        c
-        for c in frame_violations(output, contract, config.direction, config.renamed)
-        if c.verdict is Impact.breaking
-    ]
-    if broken:
+    report = check_output(pipeline, output, settings)
+    if report is not None and report.breaking:
         raise SchemaIncompatibleError(
             f"pipeline {pipeline.name!r}: the output breaks its contract: "
-            + "; ".join(c.describe() for c in broken),
-            [c.column for c in broken],
+            f"{report.describe_breaking()}",
+            report.columns,
         )
 
 

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
-from tests.helpers import REPO
+from tests.helpers import REPO, run_cli
 
 from flowfactory.config import load_project, load_yaml, pipeline_paths
 from flowfactory.settings import Settings
 
-FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 PROBLEM_LINE = re.compile(r"^deployments/[a-z_]+\.yaml:\d+:\d+: error: .+$")
 
 CLEAN = {
@@ -48,24 +44,6 @@ BROKEN_LINES = [
 ]
 
 
-def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `flowfactory ARGS` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
-
-    PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
-    return subprocess.run(
-        [str(FLOWFACTORY), *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def make_project(root: Path, files: dict[str, str]) -> Path:
     """A project at ``root`` whose deployments/ holds ``files``."""
     folder = root / "deployments"
@@ -78,14 +56,16 @@ def make_project(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def schema_output(tmp_path_factory: pytest.TempPathFactory) -> str:
     """What `flowfactory schema-json` prints (run once for the module)."""
-    result = cli(tmp_path_factory.mktemp("schema"), "schema-json")
+    result = run_cli(tmp_path_factory.mktemp("schema"), "schema-json")
     assert (result.returncode, result.stderr) == (0, "")
     return result.stdout
 
 
 def test_validate_reports_every_problem(tmp_path: Path) -> None:
     """validate prints one positioned line per problem on stderr, a count, and exits 1."""
-    result = cli(make_project(tmp_path, {**BROKEN, "syntax.yaml": "name: [unclosed\n"}), "validate")
+    result = run_cli(
+        make_project(tmp_path, {**BROKEN, "syntax.yaml": "name: [unclosed\n"}), "validate"
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
@@ -98,7 +78,7 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
 
 def test_validate_json(tmp_path: Path) -> None:
     """validate --format json prints the problems as JSON on stdout and exits 1."""
-    result = cli(make_project(tmp_path, BROKEN), "validate", "--format", "json")
+    result = run_cli(make_project(tmp_path, BROKEN), "validate", "--format", "json")
     assert result.returncode == 1
     assert result.stderr == ""
     report: dict[str, Any] = json.loads(result.stdout)
@@ -124,7 +104,7 @@ def test_validate_json(tmp_path: Path) -> None:
 )
 def test_validate_clean(tmp_path: Path, args: tuple[str, ...], stdout: str) -> None:
     """A clean folder (or list of files) validates with exit 0."""
-    result = cli(make_project(tmp_path, CLEAN), "validate", *args)
+    result = run_cli(make_project(tmp_path, CLEAN), "validate", *args)
     assert (result.returncode, result.stdout, result.stderr) == (0, stdout, "")
 
 
@@ -132,22 +112,22 @@ def test_render_check(tmp_path: Path) -> None:
     """render --check fails while prefect.yaml is missing or stale and passes after render."""
     project = make_project(tmp_path, CLEAN)
     stale = "prefect.yaml is stale: run `flowfactory render` and commit it\n"
-    missing = cli(project, "render", "--check")
+    missing = run_cli(project, "render", "--check")
     assert (missing.returncode, missing.stderr) == (1, stale)
     assert not (project / "prefect.yaml").exists()
 
-    written = cli(project, "render")
+    written = run_cli(project, "render")
     assert (written.returncode, written.stdout) == (0, "wrote prefect.yaml\n")
     assert [
         d["name"] for d in yaml.safe_load((project / "prefect.yaml").read_text())["deployments"]
     ] == ["a", "b"]
-    fresh = cli(project, "render", "--check")
+    fresh = run_cli(project, "render", "--check")
     assert (fresh.returncode, fresh.stdout) == (0, "prefect.yaml is up to date\n")
 
     (project / "deployments" / "c.yaml").write_text(
         "name: c\nsource: {dataset: b}\ndestination: {dataset: c}\n"
     )
-    outdated = cli(project, "render", "--check")
+    outdated = run_cli(project, "render", "--check")
     assert (outdated.returncode, outdated.stderr) == (1, stale)
     assert "Traceback" not in outdated.stderr
 
@@ -155,7 +135,7 @@ def test_render_check(tmp_path: Path) -> None:
 def test_render_of_an_invalid_project(tmp_path: Path) -> None:
     """render refuses an invalid project with the validate messages and writes nothing."""
     project = make_project(tmp_path, {**CLEAN, **BROKEN})
-    result = cli(project, "render")
+    result = run_cli(project, "render")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [*BROKEN_LINES, "5 problem(s) found"]
     assert not (project / "prefect.yaml").exists()
@@ -187,7 +167,7 @@ def test_shipped_files_match_the_schema(schema_output: str, path: Path) -> None:
 @pytest.mark.parametrize("partition", ["year", "year=2013/=1"])
 def test_run_rejects_a_malformed_partition(tmp_path: Path, partition: str) -> None:
     """run --partition with malformed text is a usage error (exit 2), before any API call."""
-    result = cli(make_project(tmp_path, CLEAN), "run", "a", "--partition", partition)
+    result = run_cli(make_project(tmp_path, CLEAN), "run", "a", "--partition", partition)
     assert result.returncode == 2
     assert result.stderr == (
         f"error: partition {partition!r} is not of the form column=value[/column=value...]\n"
@@ -203,14 +183,14 @@ def test_run_rejects_a_malformed_partition(tmp_path: Path, partition: str) -> No
 )
 def test_run_rejects_a_version_it_cannot_run(tmp_path: Path, version: str, message: str) -> None:
     """run --version names v1 or v2, and v2 needs a candidate: usage errors, before any API."""
-    result = cli(make_project(tmp_path, CLEAN), "run", "a", "--version", version)
+    result = run_cli(make_project(tmp_path, CLEAN), "run", "a", "--version", version)
     assert result.returncode == 2
     assert result.stderr == message
 
 
 def test_unknown_verb(tmp_path: Path) -> None:
     """An unknown verb is a usage error (exit 2) without a traceback."""
-    result = cli(tmp_path, "frobnicate")
+    result = run_cli(tmp_path, "frobnicate")
     assert result.returncode == 2
     assert "No such command 'frobnicate'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -82,9 +82,9 @@ class Project:
 
     def topological_order(self) -> list[PipelineFile]:
         """Producers before consumers (the set was checked for cycles at load time)."""
+        by_name = {p.name: p for p in self.pipelines}  # get() scans every pipeline per call
         graph = {p.name: {u.name for u in self.upstream(p)} for p in self.pipelines}
-        order = list(TopologicalSorter(graph).static_order())
-        return [self.get(name) for name in order]
+        return [by_name[name] for name in TopologicalSorter(graph).static_order()]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,25 +1,18 @@
-"""Schema contracts, free of Prefect: the locked output schema of each dataset, the compatibility
-rule table, static derivation of output schemas, and the project-wide check and lock.
+"""Schema contracts, free of Prefect.
+
+- `contracts`: the locked output schema of each dataset, as a JSON contract file;
+- `rules`: the compatibility rule table, which judges the changes between two schemas;
+- `derive`: static derivation of every output schema over the dataset graph, and where each
+  output and input contract lives;
+- `check`: the project-wide check (``schema check``) and its text, json and github reports;
+- `lock`: writing the contracts (``schema lock``);
+- `output`: the run-time check of one run's output rows against its contract;
+- `selection`: the pipelines a ``schema`` command names.
 """
 
 from __future__ import annotations
 
-from flowfactory.schema.check import (
-    CheckReport,
-    LockReport,
-    OutputCheck,
-    PipelineCheck,
-    SchemaGraph,
-    check_output,
-    check_project,
-    contract_path,
-    input_contract_path,
-    lock_project,
-    locked_input_schemas,
-    output_table_schema,
-    schema_config,
-    unknown_names,
-)
+from flowfactory.schema.check import CheckReport, PipelineCheck, check_project
 from flowfactory.schema.contracts import (
     CONTRACTS_DIR,
     ColumnContract,
@@ -31,6 +24,16 @@ from flowfactory.schema.contracts import (
     read_contract,
     write_contract,
 )
+from flowfactory.schema.derive import (
+    SchemaGraph,
+    contract_path,
+    input_contract_path,
+    locked_input_schemas,
+    output_table_schema,
+    schema_config,
+)
+from flowfactory.schema.lock import LockReport, lock_project
+from flowfactory.schema.output import OutputCheck, check_output, frame_violations
 from flowfactory.schema.rules import (
     Change,
     ChangeKind,
@@ -40,9 +43,9 @@ from flowfactory.schema.rules import (
     classify,
     classify_against,
     compare_dtypes,
-    frame_violations,
     verdict_for,
 )
+from flowfactory.schema.selection import unknown_names
 
 __all__ = [
     "CONTRACTS_DIR",

@@ -20,11 +20,9 @@ Everything here is pure: schemas in, a report out. Callers decide what a breakin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 from typing import Final, Literal
-
-import polars as pl
 
 from flowfactory.schema.contracts import ColumnContract, DType, LockedVersion, TableSchema
 
@@ -37,7 +35,6 @@ __all__ = [
     "classify",
     "classify_against",
     "compare_dtypes",
-    "frame_violations",
     "verdict_for",
 ]
 
@@ -99,6 +96,7 @@ class ChangeKind(StrEnum):
     key_type_changed = "key column type changed"
     key_uniqueness_dropped = "key no longer unique"
     key_uniqueness_added = "key declared unique"
+    # Found in the rows by the run-time check (schema.output), not between two schemas.
     null_values = "nulls in a NOT NULL column"
     duplicate_keys = "duplicate keys"
 
@@ -560,74 +558,3 @@ def classify_against(
             seen.add(ident)
             found.append(replace(change, against_version=version.version if index else None))
     return found
-
-
-@dataclass(frozen=True)
-class _FrameFacts:
-    nulls: dict[str, int] = field(default_factory=dict)
-    duplicate_keys: int = 0
-
-
-def _frame_facts(frame: pl.DataFrame, contract: TableSchema) -> _FrameFacts:
-    present = [c for c in contract.not_null if c in frame.columns]
-    nulls: dict[str, int] = {}
-    if present:
-        counts = frame.select(pl.col(present).null_count()).row(0)
-        nulls = {c: int(n) for c, n in zip(present, counts, strict=True) if n}
-    duplicates = 0
-    if contract.key_unique and contract.key and all(k in frame.columns for k in contract.key):
-        duplicates = frame.height - frame.select(contract.key).n_unique()
-    return _FrameFacts(nulls, duplicates)
-
-
-def frame_violations(
-    frame: pl.DataFrame,
-    contract: TableSchema,
-    mode: Mode,
-    renamed: Mapping[str, str] | None = None,
-) -> list[Change]:
-    """How produced data departs from its contract: dtypes under ``mode``, then the data.
-
-    NOT NULL and key uniqueness are facts about the rows, not about schema evolution, so their
-    violations are breaking under every mode, ``none`` included.
-    """
-    declared = {c.name: c for c in contract.columns}
-    observed = TableSchema(
-        columns=[
-            ColumnContract(
-                name=name,
-                dtype=DType.of(dtype),
-                nullable=declared[name].nullable if name in declared else True,
-            )
-            for name, dtype in frame.schema.items()
-        ],
-        key=contract.key,
-        key_unique=contract.key_unique,
-    )
-    changes = classify(contract, observed, mode, renamed)
-    facts = _frame_facts(frame, contract)
-    changes.extend(
-        Change(
-            column,
-            ChangeKind.null_values,
-            "NOT NULL",
-            f"{count:,} null(s)",
-            U,
-            U,
-            Impact.breaking,
-        )
-        for column, count in facts.nulls.items()
-    )
-    if facts.duplicate_keys:
-        changes.append(
-            Change(
-                ", ".join(contract.key),
-                ChangeKind.duplicate_keys,
-                "unique",
-                f"{facts.duplicate_keys:,} duplicate row(s)",
-                U,
-                U,
-                Impact.breaking,
-            )
-        )
-    return changes

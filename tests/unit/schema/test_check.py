@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers import REPO, write_project
+from tests.helpers import REPO, run_cli, write_project
 
 from flowfactory.config import load_project
 from flowfactory.errors import ConfigError
 from flowfactory.schema import ChangeKind, Impact, check_project, lock_project, read_contract
 from flowfactory.settings import Settings
-
-FLOWFACTORY = Path(sys.executable).with_name("flowfactory")
 
 INGEST = """\
 name: ingest_orders
@@ -197,41 +192,28 @@ def test_bad_schema_section_is_a_positioned_config_error(tmp_path: Path) -> None
     assert (problem.line, problem.field) == (8, "schema.compatibility")
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    return subprocess.run(
-        [str(FLOWFACTORY), *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 def test_cli_check_exit_codes_and_formats(project: Path) -> None:
     """`schema check` exits 0 clean, 1 breaking (text, json, github), 2 for unknown names."""
-    assert _cli(project, "schema", "check").returncode == 0
+    assert run_cli(project, "schema", "check").returncode == 0
     _edit(project, "ingest_orders", ", CAST(amount AS BIGINT) AS amount", "")
-    text = _cli(project, "schema", "check")
+    text = run_cli(project, "schema", "check")
     assert text.returncode == 1
     assert "BREAKING  column dropped: amount" in text.stdout
     assert "affects downstream datasets: daily, report" in text.stdout
-    machine = _cli(project, "schema", "check", "--format", "json")
+    machine = run_cli(project, "schema", "check", "--format", "json")
     assert machine.returncode == 1
     data = json.loads(machine.stdout)
     assert not data["ok"]
     (ingest,) = [p for p in data["pipelines"] if p["pipeline"] == "ingest_orders"]
     assert ingest["changes"][0]["column"] == "amount"
     assert ingest["changes"][0]["verdict"] == "breaking"
-    github = _cli(project, "schema", "check", "--format", "github")
+    github = run_cli(project, "schema", "check", "--format", "github")
     assert github.returncode == 1
     assert github.stdout.startswith(
         "::error file=deployments/ingest_orders.yaml,line=3,title=schema ingest_orders::"
         "column dropped: amount"
     )
-    unknown = _cli(project, "schema", "check", "nope")
+    unknown = run_cli(project, "schema", "check", "nope")
     assert unknown.returncode == 2
     assert "no pipeline or dataset named 'nope'" in unknown.stderr
 
@@ -247,7 +229,7 @@ def test_demo_contracts_are_current() -> None:
 def test_cli_lock_without_data_or_input_contract(tmp_path: Path) -> None:
     """`schema lock` with nothing to read an input's schema from exits 1 and says what to do."""
     root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST}, with_flows=False)
-    result = _cli(root, "schema", "lock")
+    result = run_cli(root, "schema", "lock")
     assert result.returncode == 1
     assert "input 'source' has no data to lock its schema from" in result.stdout
     assert not (root / "contracts" / "orders.json").exists()
@@ -256,11 +238,11 @@ def test_cli_lock_without_data_or_input_contract(tmp_path: Path) -> None:
 def test_cli_lock_then_check(tmp_path: Path) -> None:
     """`schema lock` writes every contract, and `schema check` then passes."""
     root = write_project(tmp_path, FILES, with_flows=False)
-    locked = _cli(root, "schema", "lock")
+    locked = run_cli(root, "schema", "lock")
     assert locked.returncode == 0, locked.stderr
     assert "locked contracts/orders.json" in locked.stdout
     assert "locked input contracts/ingest_orders.source.json" in locked.stdout
-    assert _cli(root, "schema", "check").returncode == 0
+    assert run_cli(root, "schema", "check").returncode == 0
 
 
 def test_python_transform_that_raises_is_reported(tmp_path: Path) -> None:

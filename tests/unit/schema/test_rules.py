@@ -14,7 +14,6 @@ from flowfactory.schema import (
     TableSchema,
     classify,
     classify_against,
-    frame_violations,
 )
 
 A, W, B = Impact.allowed, Impact.warning, Impact.breaking
@@ -346,32 +345,3 @@ def test_transitive_mode_checks_every_locked_version() -> None:
     (breaking,) = [c for c in every if c.verdict is B]
     assert breaking.kind is ChangeKind.type_changed
     assert breaking.against_version == 1
-
-
-def test_frame_violations_name_nulls_and_duplicate_keys() -> None:
-    """Data against its contract: NOT NULL and key uniqueness are checked on the rows."""
-    contract = table({"id": pl.Int64(), "v": pl.String()}, key=("id",), unique=True)
-    assert contract.not_null == ["id"]  # key columns are NOT NULL
-    frame = pl.DataFrame({"id": [1, 1, None], "v": ["a", "b", "c"]})
-    changes = frame_violations(frame, contract, "none")
-    kinds = {c.kind: c for c in changes}
-    assert kinds[ChangeKind.null_values].column == "id"
-    assert kinds[ChangeKind.null_values].verdict is B
-    assert kinds[ChangeKind.duplicate_keys].verdict is B
-    assert "1 duplicate" in kinds[ChangeKind.duplicate_keys].after
-
-
-def test_frame_violations_accept_matching_data() -> None:
-    """Data that fits its contract has no violations."""
-    contract = table({"id": pl.Int64(), "t": UTC_US}, key=("id",), unique=True)
-    frame = pl.DataFrame({"id": [1, 2], "t": [None, None]}, schema={"id": pl.Int64(), "t": UTC_US})
-    assert frame_violations(frame, contract, "forward") == []
-
-
-def test_frame_violations_catch_a_naive_time_zone() -> None:
-    """The trap of a strict scan: UTC -> naive is a breaking change at run time too."""
-    contract = table({"t": UTC_US})
-    frame = pl.DataFrame({"t": [None]}, schema={"t": pl.Datetime("us")})
-    (change,) = frame_violations(frame, contract, "forward")
-    assert change.kind is ChangeKind.time_zone_changed
-    assert change.verdict is B
