@@ -1,0 +1,41 @@
+"""Data at rest and in motion: the data root (a folder or an fsspec URL), partitions, reading
+sources, running a transform over them, and atomic writes of partitioned Parquet datasets.
+"""
+
+from __future__ import annotations
+
+from flowfactory.data.engine import (
+    HttpReader,
+    RunSummary,
+    TransformFn,
+    apply_transform,
+    check_plan,
+    read_source,
+    resolve_transform,
+)
+from flowfactory.data.files import (
+    write_local_atomic,
+)
+from flowfactory.data.partitions import (
+    Partition,
+)
+from flowfactory.data.root import (
+    PART_FILE,
+    DataRoot,
+    WrittenPartition,
+)
+
+__all__ = [
+    "DataRoot",
+    "HttpReader",
+    "PART_FILE",
+    "Partition",
+    "RunSummary",
+    "TransformFn",
+    "WrittenPartition",
+    "apply_transform",
+    "check_plan",
+    "read_source",
+    "resolve_transform",
+    "write_local_atomic",
+]
