@@ -26,9 +26,9 @@ from flowfactory.data.root import (
 )
 
 __all__ = [
+    "PART_FILE",
     "DataRoot",
     "HttpReader",
-    "PART_FILE",
     "Partition",
     "RunSummary",
     "TransformFn",

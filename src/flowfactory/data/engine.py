@@ -9,11 +9,17 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from flowfactory.config import DatasetSource, FileSource, HttpSource, PythonTransform, SqlTransform
-from flowfactory.data.root import DataRoot, WrittenPartition
+from flowfactory.config import (
+    DatasetSource,
+    FileSource,
+    HttpSource,
+    PipelineFile,
+    PythonTransform,
+    SqlTransform,
+)
 from flowfactory.data.partitions import Partition
+from flowfactory.data.root import DataRoot, WrittenPartition
 from flowfactory.errors import ConfigError, PipelineRunError
-from flowfactory.config import PipelineFile
 from flowfactory.settings import Settings
 
 __all__ = [

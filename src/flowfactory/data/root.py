@@ -8,23 +8,20 @@ re-run that produces the same bytes leaves the file untouched.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote, unquote
 
 import fsspec
 import polars as pl
 from fsspec.implementations.local import LocalFileSystem
 
+from flowfactory.config import Destination, FileSource
 from flowfactory.data.files import write_local_atomic
 from flowfactory.data.partitions import Partition
-from flowfactory.config import Destination, FileSource
 from flowfactory.errors import PipelineRunError, WriteError
 
 __all__ = [
