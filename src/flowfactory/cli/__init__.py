@@ -8,7 +8,7 @@ from flowfactory.cli.app import (
     app,
     main,
 )
-from flowfactory.cli.status import (
+from flowfactory.cli.status_rows import (
     StatusRow,
     breaker_rows,
     dataset_rows,

@@ -612,7 +612,7 @@ def status(
     output: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
     """Show live versions, breaker states and the last update of each dataset."""
-    from flowfactory.cli.status import status_rows  # noqa: PLC0415
+    from flowfactory.cli.status_rows import status_rows  # noqa: PLC0415
     from flowfactory.data import DataRoot  # noqa: PLC0415
 
     settings = get_settings()
