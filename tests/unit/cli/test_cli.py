@@ -49,14 +49,19 @@ BROKEN_LINES = [
 
 
 def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `flowfactory ARGS` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
+    """Run `flowfactory ARGS` in ``project`` (see ``run_in``)."""
+    return run_in(project, str(FLOWFACTORY), *args)
+
+
+def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
 
     PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
     env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
     return subprocess.run(
-        [str(FLOWFACTORY), *args],
+        list(argv),
         cwd=project,
         env=env,
         capture_output=True,
@@ -206,6 +211,52 @@ def test_run_rejects_a_version_it_cannot_run(tmp_path: Path, version: str, messa
     result = cli(make_project(tmp_path, CLEAN), "run", "a", "--version", version)
     assert result.returncode == 2
     assert result.stderr == message
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("emit", "nope"), "no pipeline reads or produces dataset 'nope'"),
+        (
+            ("emit", "a", "--partition", "year"),
+            "partition 'year' is not of the form column=value[/column=value...]",
+        ),
+        (
+            ("canary", "a", "--partition", "year"),
+            "partition 'year' is not of the form column=value[/column=value...]",
+        ),
+        (
+            ("promote", "a", "v3"),
+            "unknown version 'v3': use v1 (the transform) or v2 (the candidate)",
+        ),
+        (("schema", "lock", "nope"), "no pipeline or dataset named 'nope'; the pipelines are a, b"),
+    ],
+    ids=["emit-dataset", "emit-partition", "canary-partition", "promote-version", "schema-name"],
+)
+def test_usage_errors_exit_2_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """A verb given a name or value that does not exist says so in one line and exits 2."""
+    result = cli(make_project(tmp_path, CLEAN), *args)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+@pytest.mark.parametrize("args", [("--help",), ("validate",)], ids=["help", "validate"])
+def test_quick_verbs_load_neither_prefect_nor_polars(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`--help` and `validate` stay quick: Prefect (~1.5 s) and polars load only in verbs that use
+    them."""
+    probe = (
+        "import sys\n"
+        "from flowfactory.cli import main\n"
+        "sys.argv[0] = 'flowfactory'\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'httpx', 'polars', 'prefect'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    result = run_in(make_project(tmp_path, CLEAN), sys.executable, "-c", probe, *args)
+    assert (result.returncode, result.stderr) == (0, "[]\n")
 
 
 def test_unknown_verb(tmp_path: Path) -> None:
