@@ -47,14 +47,19 @@ def load_pipelines(project_dir: Path, /, **files: str) -> Project:
 
 
 def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `flowfactory ARGS` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
+    """Run `flowfactory ARGS` in ``project`` (see ``run_in``)."""
+    return run_in(project, str(FLOWFACTORY), *args)
+
+
+def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
 
     PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
     env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
     return subprocess.run(
-        [str(FLOWFACTORY), *args],
+        list(argv),
         cwd=project,
         env=env,
         capture_output=True,

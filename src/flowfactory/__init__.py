@@ -6,6 +6,7 @@ Prefect; the layers that do (orchestration, deploy, stack, cli) are imported fro
 """
 
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
 from flowfactory.config import (
     CsvOptions,
@@ -22,7 +23,6 @@ from flowfactory.config import (
     load_pipeline,
     load_project,
 )
-from flowfactory.data import DataRoot, Partition, WrittenPartition
 from flowfactory.errors import (
     ConfigError,
     FlowfactoryError,
@@ -33,6 +33,9 @@ from flowfactory.errors import (
     WriteError,
 )
 from flowfactory.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from flowfactory.data import DataRoot, Partition, WrittenPartition
 
 __version__ = _version("flowfactory")
 
@@ -64,3 +67,18 @@ __all__ = [
     "load_pipeline",
     "load_project",
 ]
+
+# flowfactory.data loads polars (~0.2 s): imported on first use, so that `import flowfactory`
+# (and with it `flowfactory --help` and `flowfactory validate`) does not pay for it.
+_FROM_DATA = frozenset({"DataRoot", "Partition", "WrittenPartition"})
+
+
+def __getattr__(name: str) -> object:
+    """The names re-exported from flowfactory.data, imported when first asked for."""
+    if name not in _FROM_DATA:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from flowfactory import data  # noqa: PLC0415 - see _FROM_DATA
+
+    value: object = getattr(data, name)
+    globals()[name] = value
+    return value

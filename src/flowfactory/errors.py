@@ -26,6 +26,7 @@ __all__ = [
     "SchemaDerivationError",
     "SchemaIncompatibleError",
     "StackError",
+    "UnknownVersionError",
     "UsageError",
     "WriteError",
 ]
@@ -111,6 +112,12 @@ class SchemaIncompatibleError(FlowfactoryError, RuntimeError):
 
 class CanaryError(FlowfactoryError, RuntimeError):
     """Raised when a canary cannot run (no candidate, unknown version) or a promotion is refused."""
+
+
+class UnknownVersionError(UsageError, CanaryError):
+    """Raised when a pipeline version is asked for that the pipeline does not have: neither v1
+    nor v2, or v2 without a canary candidate. A usage error to the command line (exit 2), a
+    CanaryError to the canary."""
 
 
 class DiffError(FlowfactoryError, ValueError):

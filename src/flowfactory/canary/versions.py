@@ -21,7 +21,7 @@ from typing import Final, Literal
 
 from flowfactory.config import CanaryConfig, PipelineFile, Project
 from flowfactory.data import DataRoot
-from flowfactory.errors import CanaryError
+from flowfactory.errors import CanaryError, UnknownVersionError
 
 __all__ = [
     "CANARY_AREA",
@@ -63,12 +63,14 @@ def candidate_fingerprint(canary: CanaryConfig) -> str:
 
 
 def parse_version(text: str) -> Version:
-    """``v1`` or ``v2``; a CanaryError names the choices otherwise."""
+    """``v1`` or ``v2``; an UnknownVersionError names the choices otherwise."""
     if text == "v1":
         return "v1"
     if text == "v2":
         return "v2"
-    raise CanaryError(f"unknown version {text!r}: use v1 (the transform) or v2 (the candidate)")
+    raise UnknownVersionError(
+        f"unknown version {text!r}: use v1 (the transform) or v2 (the candidate)"
+    )
 
 
 def version_pipeline(pipeline: PipelineFile, version: Version) -> PipelineFile:
@@ -77,7 +79,7 @@ def version_pipeline(pipeline: PipelineFile, version: Version) -> PipelineFile:
         return pipeline
     canary = pipeline.config.canary
     if canary is None:
-        raise CanaryError(f"pipeline {pipeline.name!r} has no canary candidate (v2)")
+        raise UnknownVersionError(f"pipeline {pipeline.name!r} has no canary candidate (v2)")
     config = pipeline.config.model_copy(update={"transform": canary.candidate})
     return replace(pipeline, config=config)
 

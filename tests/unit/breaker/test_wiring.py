@@ -15,7 +15,7 @@ from flowfactory.breaker import (
     guarded,
     source_dependency,
 )
-from flowfactory.cli import breaker_rows
+from flowfactory.cli.status_rows import breaker_rows
 from flowfactory.config import CircuitBreakerConfig, DatasetSource, FileSource, load_project
 from flowfactory.errors import PipelineRunError
 from flowfactory.orchestration import source_breaker, transition_event

@@ -8,7 +8,7 @@ import polars as pl
 from tests.helpers import write_project
 
 from flowfactory.canary import set_live_version
-from flowfactory.cli import dataset_rows, status_rows, version_rows
+from flowfactory.cli.status_rows import dataset_rows, status_rows, version_rows
 from flowfactory.config import load_project
 from flowfactory.data import DataRoot
 from flowfactory.settings import Settings

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, run_in
 
 from flowfactory.config import load_project, load_yaml, pipeline_paths
 from flowfactory.settings import Settings
@@ -186,6 +187,52 @@ def test_run_rejects_a_version_it_cannot_run(tmp_path: Path, version: str, messa
     result = run_cli(make_project(tmp_path, CLEAN), "run", "a", "--version", version)
     assert result.returncode == 2
     assert result.stderr == message
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("emit", "nope"), "no pipeline reads or produces dataset 'nope'"),
+        (
+            ("emit", "a", "--partition", "year"),
+            "partition 'year' is not of the form column=value[/column=value...]",
+        ),
+        (
+            ("canary", "a", "--partition", "year"),
+            "partition 'year' is not of the form column=value[/column=value...]",
+        ),
+        (
+            ("promote", "a", "v3"),
+            "unknown version 'v3': use v1 (the transform) or v2 (the candidate)",
+        ),
+        (("schema", "lock", "nope"), "no pipeline or dataset named 'nope'; the pipelines are a, b"),
+    ],
+    ids=["emit-dataset", "emit-partition", "canary-partition", "promote-version", "schema-name"],
+)
+def test_usage_errors_exit_2_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """A verb given a name or value that does not exist says so in one line and exits 2."""
+    result = run_cli(make_project(tmp_path, CLEAN), *args)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"error: {message}\n")
+
+
+@pytest.mark.parametrize("args", [("--help",), ("validate",)], ids=["help", "validate"])
+def test_quick_verbs_load_neither_prefect_nor_polars(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`--help` and `validate` stay quick: Prefect (~1.5 s) and polars load only in verbs that use
+    them."""
+    probe = (
+        "import sys\n"
+        "from flowfactory.cli import main\n"
+        "sys.argv[0] = 'flowfactory'\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'httpx', 'polars', 'prefect'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    result = run_in(make_project(tmp_path, CLEAN), sys.executable, "-c", probe, *args)
+    assert (result.returncode, result.stderr) == (0, "[]\n")
 
 
 def test_unknown_verb(tmp_path: Path) -> None:
