@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from flowfactory.cli._shared import app, project_of, report_errors
-from flowfactory.config import Project
-from flowfactory.errors import UsageError
-from flowfactory.settings import Settings, get_settings
+from flowfactory.settings import get_settings
 
 __all__ = ["SchemaFormat", "schema_app", "schema_check", "schema_lock"]
 
@@ -30,20 +28,6 @@ class SchemaFormat(StrEnum):
     github = "github"
 
 
-def _named_project(settings: Settings, names: list[str] | None) -> Project:
-    """The project, once every name given is one of its pipelines or datasets."""
-    from flowfactory.schema import unknown_names  # noqa: PLC0415 - loads polars (~0.2 s)
-
-    project = project_of(settings)
-    unknown = unknown_names(project, names or [])
-    if unknown:
-        raise UsageError(
-            f"no pipeline or dataset named {', '.join(map(repr, unknown))}; "
-            f"the pipelines are {', '.join(project.names)}"
-        )
-    return project
-
-
 @schema_app.command("lock")
 @report_errors
 def schema_lock(
@@ -55,7 +39,7 @@ def schema_lock(
     from flowfactory.schema import lock_project  # noqa: PLC0415 - loads polars (~0.2 s)
 
     settings = get_settings()
-    report = lock_project(_named_project(settings, names), settings, names)
+    report = lock_project(project_of(settings), settings, names)
     if report.text():
         typer.echo(report.text())
     if not report.ok:
@@ -75,7 +59,7 @@ def schema_check(
     from flowfactory.schema import check_project  # noqa: PLC0415 - loads polars (~0.2 s)
 
     settings = get_settings()
-    report = check_project(_named_project(settings, names), settings, names)
+    report = check_project(project_of(settings), settings, names)
     if output is SchemaFormat.json:
         typer.echo(report.json())
     elif output is SchemaFormat.github:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flowfactory.config import PipelineFile, Project
-from flowfactory.errors import PipelineRunError
+from flowfactory.errors import UsageError
 
 __all__ = ["select_pipelines", "unknown_names"]
 
@@ -35,7 +35,7 @@ def select_pipelines(project: Project, names: Iterable[str] | None) -> list[Pipe
         elif match not in chosen:
             chosen.append(match)
     if unknown:
-        raise PipelineRunError(
+        raise UsageError(
             f"no pipeline or dataset named {', '.join(map(repr, unknown))}; "
             f"the pipelines are {', '.join(project.names)}"
         )
