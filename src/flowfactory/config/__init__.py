@@ -25,11 +25,10 @@ from flowfactory.config.canary import (
 from flowfactory.config.loader import (
     DEFAULTS_FILE,
     PipelineFile,
-    Project,
+    display_path,
     find_pipeline,
     load_defaults,
     load_pipeline,
-    load_project,
     pipeline_paths,
 )
 from flowfactory.config.models import (
@@ -55,6 +54,13 @@ from flowfactory.config.models import (
 from flowfactory.config.pipeline import (
     SINGLE_SOURCE_NAME,
     PipelineConfig,
+)
+from flowfactory.config.problems import (
+    problems_from_validation,
+)
+from flowfactory.config.project import (
+    Project,
+    load_project,
 )
 from flowfactory.config.schema import (
     CONTRACTS_DIR,
@@ -110,6 +116,7 @@ __all__ = [
     "Transform",
     "Trigger",
     "YamlDocument",
+    "display_path",
     "duplicates",
     "find_pipeline",
     "format_field_path",
@@ -119,4 +126,5 @@ __all__ = [
     "load_yaml",
     "parse_duration",
     "pipeline_paths",
+    "problems_from_validation",
 ]
