@@ -24,7 +24,7 @@ import polars as pl
 
 from bench_run import _free_port, deployed_stack
 from flowfactory.config import Project
-from flowfactory.data import DataRoot
+from flowfactory.data import DataRoot, write_dataset
 from flowfactory.orchestration import announce_update
 from flowfactory.settings import Settings
 
@@ -108,7 +108,7 @@ async def _add_compound_trigger(settings: Settings) -> None:
 def _land(project: Project, root: DataRoot, dataset: str, partition: int, value: int) -> None:
     destination = project.get("compound").config.destination.model_copy(update={"dataset": dataset})
     frame = pl.DataFrame({"p": [partition], "v": [value]})
-    root.write_dataset(frame, destination)
+    write_dataset(root, frame, destination)
     announce_update(project, root, dataset, f"p={partition}", {"bench": "mechanisms"})
 
 

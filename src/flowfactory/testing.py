@@ -32,7 +32,7 @@ import polars as pl
 import pytest
 
 from flowfactory.config import PipelineFile, find_pipeline, load_project
-from flowfactory.data import DataRoot, Partition, apply_transform, resolve_transform
+from flowfactory.data import DataRoot, Partition, apply_transform, read_dataset, resolve_transform
 from flowfactory.deploy import deploy_project
 from flowfactory.errors import PipelineRunError, SchemaIncompatibleError
 from flowfactory.schema import check_output, locked_input_schemas
@@ -157,7 +157,7 @@ class PipelineRun:
         """The dataset the pipeline writes (one partition of it, if given)."""
         root = DataRoot(self.settings.data_root_url)
         scope = Partition.parse(partition) if partition else None
-        return root.read_dataset(self.dataset, scope).collect()
+        return read_dataset(root, self.dataset, scope).collect()
 
 
 @dataclass

@@ -27,7 +27,7 @@ from tests.upstream import Upstream, running_upstream
 
 from flowfactory.blocks import HttpJsonApi
 from flowfactory.breaker import registry
-from flowfactory.data import DataRoot
+from flowfactory.data import DataRoot, read_dataset
 from flowfactory.orchestration import run_pipeline
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
@@ -133,7 +133,7 @@ def test_http_source_down_then_up(stack: LocalStack, tmp_path: Path, upstream: U
     assert registry().get(dependency).state() == "closed"
     assert upstream.headers_seen[-1]["authorization"] == "Bearer s3cr3t"
     assert upstream.headers_seen[-1]["x-client"] == "flowfactory"
-    frame = DataRoot(settings.data_root_url).read_dataset("airports_http", None).collect()
+    frame = read_dataset(DataRoot(settings.data_root_url), "airports_http", None).collect()
     assert sorted(frame["faa"].to_list()) == ["JFK", "LGA"]
     _wait_for_event("circuit-breaker.half-opened", f"circuit-breaker.{dependency}")
     _wait_for_event("circuit-breaker.closed", f"circuit-breaker.{dependency}")

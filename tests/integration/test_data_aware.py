@@ -37,7 +37,7 @@ from tests.helpers import REPO, free_port, write_project
 from tests.integration.conftest import project_settings
 
 from flowfactory.config import Destination, Project, load_project
-from flowfactory.data import DataRoot, Partition
+from flowfactory.data import DataRoot, Partition, write_dataset
 from flowfactory.deploy import deploy_project, lineage_artifact_key
 from flowfactory.orchestration import announce_update, reconcile_project
 from flowfactory.settings import Settings
@@ -78,8 +78,11 @@ def _land(
 ) -> None:
     """Write one partition of a dataset as a producer outside flowfactory would (no event)."""
     destination = Destination(dataset=dataset, partition_by=["month"], key=["id"])
-    DataRoot(settings.data_root_url).write_dataset(
-        pl.DataFrame(rows), destination, Partition.parse(partition)
+    write_dataset(
+        DataRoot(settings.data_root_url),
+        pl.DataFrame(rows),
+        destination,
+        Partition.parse(partition),
     )
 
 

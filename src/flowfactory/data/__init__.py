@@ -19,10 +19,17 @@ from flowfactory.data.files import (
 from flowfactory.data.partitions import (
     Partition,
 )
+from flowfactory.data.reading import (
+    read_dataset,
+    read_files,
+)
 from flowfactory.data.root import (
     PART_FILE,
     DataRoot,
+)
+from flowfactory.data.writing import (
     WrittenPartition,
+    write_dataset,
 )
 
 __all__ = [
@@ -35,7 +42,10 @@ __all__ = [
     "WrittenPartition",
     "apply_transform",
     "check_plan",
+    "read_dataset",
+    "read_files",
     "read_source",
     "resolve_transform",
+    "write_dataset",
     "write_local_atomic",
 ]

@@ -18,7 +18,9 @@ from flowfactory.config import (
     SqlTransform,
 )
 from flowfactory.data.partitions import Partition
-from flowfactory.data.root import DataRoot, WrittenPartition
+from flowfactory.data.reading import read_dataset, read_files
+from flowfactory.data.root import DataRoot
+from flowfactory.data.writing import WrittenPartition
 from flowfactory.errors import ConfigError, PipelineRunError
 from flowfactory.settings import Settings
 
@@ -74,14 +76,14 @@ def read_source(
 ) -> pl.LazyFrame:
     """A source as a LazyFrame, narrowed to ``partition`` when its columns allow."""
     if isinstance(source, DatasetSource):
-        return root.read_dataset(source.dataset, partition)
+        return read_dataset(root, source.dataset, partition)
     if isinstance(source, HttpSource):
         if read_http is None:
             raise PipelineRunError(
                 f"{source.http.block}{source.http.path}: an HTTP source is read inside a run"
             )
         return read_http(source).lazy()
-    return root.read_files(source, partition)
+    return read_files(root, source, partition)
 
 
 def apply_transform(

@@ -25,6 +25,7 @@ from flowfactory.data import (
     WrittenPartition,
     apply_transform,
     read_source,
+    write_dataset,
 )
 from flowfactory.errors import ConfigError, SchemaIncompatibleError
 from flowfactory.orchestration import events
@@ -83,7 +84,7 @@ def load(
     pipeline: PipelineFile, frame: pl.DataFrame, root: DataRoot, partition: Partition | None
 ) -> list[WrittenPartition]:
     """Write the output's partitions atomically."""
-    return root.write_dataset(frame, pipeline.config.destination, partition)
+    return write_dataset(root, frame, pipeline.config.destination, partition)
 
 
 @task(name="announce", cache_policy=NO_CACHE)

@@ -16,7 +16,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from flowfactory.config import Destination
-from flowfactory.data import PART_FILE, DataRoot
+from flowfactory.data import PART_FILE, DataRoot, read_dataset, write_dataset
 from flowfactory.data.files import _STALE_TMP_SECONDS
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
@@ -32,7 +32,7 @@ BIG_WRITER = textwrap.dedent(
     import polars as pl
 
     from flowfactory.config import Destination
-    from flowfactory.data import DataRoot
+    from flowfactory.data import DataRoot, write_dataset
 
     ids = pl.int_range(int(sys.argv[2]), dtype=pl.Int64)
     frame = pl.select(
@@ -45,7 +45,7 @@ BIG_WRITER = textwrap.dedent(
         z=ids.hash(3),
     )
     destination = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
-    DataRoot(sys.argv[1]).write_dataset(frame, destination)
+    write_dataset(DataRoot(sys.argv[1]), frame, destination)
     """
 )
 
@@ -59,7 +59,7 @@ def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
     """SIGKILL while the temporary file exists leaves the old file; stale temporaries go later."""
     root = DataRoot(str(tmp_path))
     old = flights((2013, 1, 1, "DL"), (2013, 1, 2, "UA"))
-    (first,) = root.write_dataset(old, DEST)
+    (first,) = write_dataset(root, old, DEST)
     target = Path(first.path)
     old_bytes = target.read_bytes()
 
@@ -83,10 +83,10 @@ def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
 
     # The previous partition is whole: same bytes, same rows.
     assert target.read_bytes() == old_bytes
-    assert_frame_equal(root.read_dataset("flights").collect(), old)
+    assert_frame_equal(read_dataset(root, "flights").collect(), old)
 
     # A normal write succeeds and leaves a recent temporary (it may be a live writer's) ...
-    (second,) = root.write_dataset(flights((2013, 1, 5, "AA")), DEST)
+    (second,) = write_dataset(root, flights((2013, 1, 5, "AA")), DEST)
     assert second.changed
     assert pl.read_parquet(target)["id"].to_list() == [5]
     assert leftover.exists()
@@ -96,7 +96,7 @@ def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
     os.utime(leftover, (aged, aged))
     recent = target.with_name(f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
     recent.write_bytes(b"partial")
-    (third,) = root.write_dataset(flights((2013, 1, 6, "B6")), DEST)
+    (third,) = write_dataset(root, flights((2013, 1, 6, "B6")), DEST)
     assert third.changed
     assert not leftover.exists()
     assert recent.exists()

@@ -24,7 +24,14 @@ from flowfactory.canary import (
     version_pipeline,
 )
 from flowfactory.config import PythonTransform, SqlTransform, find_pipeline, load_project
-from flowfactory.data import DataRoot, Partition, apply_transform, read_source, resolve_transform
+from flowfactory.data import (
+    DataRoot,
+    Partition,
+    apply_transform,
+    read_source,
+    resolve_transform,
+    write_dataset,
+)
 from flowfactory.deploy import project_specs, render_prefect_yaml
 from flowfactory.errors import CanaryError, ConfigError
 from flowfactory.settings import Settings
@@ -250,7 +257,7 @@ def test_the_demo_candidate_is_equivalent_on_real_data(tmp_path: Path) -> None:
         producer = find_pipeline(name, settings)
         frames = {t: read_source(s, root, month) for t, s in producer.config.inputs.items()}
         output = apply_transform(producer, frames, resolve_transform(producer, settings))
-        root.write_dataset(output.collect(), producer.config.destination, month)
+        write_dataset(root, output.collect(), producer.config.destination, month)
     pipeline = find_pipeline("flight_delays", settings)
     area = "_canary/flight_delays/runs/demo"
     rows = prepare_sample(pipeline, root, month, area)

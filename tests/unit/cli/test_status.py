@@ -10,7 +10,7 @@ from tests.helpers import write_project
 from flowfactory.canary import set_live_version
 from flowfactory.cli.status_rows import dataset_rows, status_rows, version_rows
 from flowfactory.config import load_project
-from flowfactory.data import DataRoot
+from flowfactory.data import DataRoot, write_dataset
 from flowfactory.settings import Settings
 
 PIPELINES = {
@@ -38,8 +38,8 @@ def test_rows_show_live_version_and_each_dataset_update(tmp_path: Path) -> None:
     assert by_name["totals"].state == "empty"
 
     orders = next(p for p in project.pipelines if p.name == "orders")
-    root.write_dataset(
-        pl.DataFrame({"id": [1, 2, 3], "month": [1, 1, 2]}), orders.config.destination
+    write_dataset(
+        root, pl.DataFrame({"id": [1, 2, 3], "month": [1, 1, 2]}), orders.config.destination
     )
     set_live_version(orders, root, "v2", by="test")
 

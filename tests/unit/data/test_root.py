@@ -13,7 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from flowfactory.config import CsvOptions, Destination, FileSource
-from flowfactory.data import PART_FILE, DataRoot, Partition
+from flowfactory.data import PART_FILE, DataRoot, Partition, read_dataset, read_files, write_dataset
 from flowfactory.errors import PipelineRunError, WriteError
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
@@ -103,7 +103,7 @@ def test_write_dataset_writes_one_sorted_file_per_partition(tmp_path: Path) -> N
     """Each partition becomes <root>/<dataset>/year=Y/month=M/part-0.parquet, sorted by key."""
     root = DataRoot(str(tmp_path))
     frame = flights((2013, 2, 5, "AA"), (2013, 1, 3, "UA"), (2013, 1, 1, "DL"), (2013, 2, 4, "B6"))
-    written = root.write_dataset(frame, DEST)
+    written = write_dataset(root, frame, DEST)
     assert [(str(w.partition), w.rows, w.changed) for w in written] == [
         ("year=2013/month=1", 2, True),
         ("year=2013/month=2", 2, True),
@@ -131,8 +131,8 @@ def test_write_dataset_writes_one_sorted_file_per_partition(tmp_path: Path) -> N
 def test_unpartitioned_dataset_is_one_file(tmp_path: Path) -> None:
     """A destination without partition_by writes <root>/<dataset>/part-0.parquet."""
     root = DataRoot(str(tmp_path))
-    (written,) = root.write_dataset(
-        flights((2013, 1, 2, "AA"), (2013, 1, 1, "UA")), Destination(dataset="all_flights")
+    (written,) = write_dataset(
+        root, flights((2013, 1, 2, "AA"), (2013, 1, 1, "UA")), Destination(dataset="all_flights")
     )
     assert written.partition is None
     assert written.path == str(tmp_path / "all_flights" / PART_FILE)
@@ -143,10 +143,10 @@ def test_rewriting_identical_data_leaves_the_file_untouched(tmp_path: Path) -> N
     """The same rows (in any order) give the same bytes: changed=False, same mtime and inode."""
     root = DataRoot(str(tmp_path))
     rows = [(2013, 1, 1, "DL"), (2013, 1, 2, "UA"), (2013, 1, 3, "AA")]
-    (first,) = root.write_dataset(flights(*rows), DEST)
+    (first,) = write_dataset(root, flights(*rows), DEST)
     target = Path(first.path)
     before = target.stat()
-    (again,) = root.write_dataset(flights(*reversed(rows)), DEST)
+    (again,) = write_dataset(root, flights(*reversed(rows)), DEST)
     after = target.stat()
     assert first.changed
     assert not again.changed
@@ -157,10 +157,10 @@ def test_rewriting_identical_data_leaves_the_file_untouched(tmp_path: Path) -> N
 def test_writing_a_partition_leaves_the_others(tmp_path: Path) -> None:
     """Output holding only January replaces January's file and leaves February's alone."""
     root = DataRoot(str(tmp_path))
-    root.write_dataset(flights((2013, 1, 1, "DL"), (2013, 2, 2, "UA")), DEST)
+    write_dataset(root, flights((2013, 1, 1, "DL"), (2013, 2, 2, "UA")), DEST)
     february = part(tmp_path, "year=2013/month=2")
     february_before = (february.read_bytes(), february.stat().st_mtime_ns)
-    (written,) = root.write_dataset(flights((2013, 1, 7, "AA"), (2013, 1, 8, "B6")), DEST)
+    (written,) = write_dataset(root, flights((2013, 1, 7, "AA"), (2013, 1, 8, "B6")), DEST)
     assert str(written.partition) == "year=2013/month=1"
     assert written.changed
     assert pl.read_parquet(written.path)["id"].to_list() == [7, 8]
@@ -171,7 +171,7 @@ def test_partition_argument_restricts_the_write(tmp_path: Path) -> None:
     """With partition=, only that partition's rows are written, even if the output has more."""
     root = DataRoot(str(tmp_path))
     frame = flights((2013, 1, 1, "DL"), (2013, 2, 2, "UA"), (2013, 1, 3, "AA"))
-    written = root.write_dataset(frame, DEST, Partition.parse("year=2013/month=1"))
+    written = write_dataset(root, frame, DEST, Partition.parse("year=2013/month=1"))
     assert [(str(w.partition), w.rows) for w in written] == [("year=2013/month=1", 2)]
     assert not part(tmp_path, "year=2013/month=2").parent.exists()
     assert pl.read_parquet(part(tmp_path, "year=2013/month=1"))["id"].to_list() == [1, 3]
@@ -181,7 +181,7 @@ def test_partition_argument_must_name_the_partition_columns(tmp_path: Path) -> N
     """A partition of other columns than destination.partition_by is a WriteError."""
     root = DataRoot(str(tmp_path))
     with pytest.raises(WriteError) as caught:
-        root.write_dataset(flights((2013, 1, 1, "DL")), DEST, Partition.parse("month=1"))
+        write_dataset(root, flights((2013, 1, 1, "DL")), DEST, Partition.parse("month=1"))
     assert str(caught.value) == (
         "dataset 'flights' is partitioned by year/month; partition month=1 names month"
     )
@@ -196,7 +196,7 @@ def test_missing_partition_or_key_columns(tmp_path: Path, drop: list[str], named
     """Output without a partition or key column is a WriteError naming the missing columns."""
     frame = flights((2013, 1, 1, "DL")).drop(drop)
     with pytest.raises(WriteError) as caught:
-        DataRoot(str(tmp_path)).write_dataset(frame, DEST)
+        write_dataset(DataRoot(str(tmp_path)), frame, DEST)
     assert str(caught.value) == (
         f"dataset 'flights': the output has no column(s) {named} named in "
         f"destination.partition_by/key (it has {', '.join(frame.columns)})"
@@ -218,14 +218,14 @@ def test_datetime_partition_round_trip(tmp_path: Path, time_zone: str | None, fo
         {"hour": [NAIVE_HOUR, NAIVE_HOUR, NAIVE_HOUR + dt.timedelta(hours=1)], "n": [1, 2, 3]}
     ).with_columns(pl.col("hour").dt.truncate("1h").dt.replace_time_zone(time_zone))
     destination = Destination(dataset="hourly", partition_by=["hour"], key=["n"])
-    first, _ = root.write_dataset(frame, destination)
+    first, _ = write_dataset(root, frame, destination)
     assert first.partition is not None
     assert first.partition.path == folder
     # Re-writing just that partition keeps its rows (it once matched none and wrote it empty).
-    (again,) = root.write_dataset(frame, destination, Partition.parse(folder))
+    (again,) = write_dataset(root, frame, destination, Partition.parse(folder))
     assert (again.rows, again.changed) == (2, False)
     assert Path(again.path) == part(tmp_path, folder, "hourly")
-    assert root.read_dataset("hourly", Partition.parse(folder)).collect()["n"].to_list() == [1, 2]
+    assert read_dataset(root, "hourly", Partition.parse(folder)).collect()["n"].to_list() == [1, 2]
 
 
 def test_time_partition_round_trip(tmp_path: Path) -> None:
@@ -234,9 +234,9 @@ def test_time_partition_round_trip(tmp_path: Path) -> None:
     at = dt.time(5, 0, 0, 250)
     frame = pl.DataFrame({"at": [at, dt.time(6)], "n": [1, 2]})
     destination = Destination(dataset="timed", partition_by=["at"], key=["n"])
-    written = root.write_dataset(frame, destination)
+    written = write_dataset(root, frame, destination)
     assert [str(w.partition) for w in written] == ["at=05%3A00%3A00.000250", "at=06%3A00%3A00"]
-    (again,) = root.write_dataset(frame, destination, Partition.of(["at"], [at]))
+    (again,) = write_dataset(root, frame, destination, Partition.of(["at"], [at]))
     assert (again.rows, again.changed) == (1, False)
 
 
@@ -246,12 +246,12 @@ def test_partition_values_round_trip_through_files(tmp_path: Path, origin: str |
     root = DataRoot(str(tmp_path))
     frame = pl.DataFrame({"origin": [origin, "LGA", origin], "n": [1, 2, 3]})
     destination = Destination(dataset="by_origin", partition_by=["origin"], key=["n"])
-    written = root.write_dataset(frame, destination)
+    written = write_dataset(root, frame, destination)
     partition = Partition.of(["origin"], [origin])
     assert partition in [w.partition for w in written]
     assert part(tmp_path, partition.path, "by_origin").is_file()
     assert len(list((tmp_path / "by_origin").iterdir())) == 2
-    back = root.read_dataset("by_origin", Partition.parse(partition.path)).collect()
+    back = read_dataset(root, "by_origin", Partition.parse(partition.path)).collect()
     assert back.rows() == [(origin, 1), (origin, 3)]
 
 
@@ -272,9 +272,9 @@ def test_partition_values_round_trip_through_files(tmp_path: Path, origin: str |
 def test_read_dataset(tmp_path: Path, partition: str | None, ids: list[int]) -> None:
     """A dataset reads back whole, or narrowed to a full or partial partition."""
     root = DataRoot(str(tmp_path))
-    root.write_dataset(flights((2013, 1, 1, "DL"), (2013, 1, 2, "UA"), (2013, 2, 3, "AA")), DEST)
+    write_dataset(root, flights((2013, 1, 1, "DL"), (2013, 1, 2, "UA"), (2013, 2, 3, "AA")), DEST)
     scope = Partition.parse(partition) if partition else None
-    frame = root.read_dataset("flights", scope).collect()
+    frame = read_dataset(root, "flights", scope).collect()
     assert frame.schema == pl.Schema(SCHEMA)
     assert sorted(frame["id"].to_list()) == ids
 
@@ -282,7 +282,7 @@ def test_read_dataset(tmp_path: Path, partition: str | None, ids: list[int]) -> 
 def test_read_dataset_without_data(tmp_path: Path) -> None:
     """Reading a dataset nothing has written is a PipelineRunError saying where it looked."""
     with pytest.raises(PipelineRunError) as caught:
-        DataRoot(str(tmp_path)).read_dataset("nope")
+        read_dataset(DataRoot(str(tmp_path)), "nope")
     assert str(caught.value) == (
         f"dataset 'nope' has no data under {tmp_path}/nope yet "
         "(has the pipeline that produces it run?)"
@@ -315,7 +315,7 @@ def test_read_csv_files(
     write_landing(tmp_path)
     source = FileSource(path=path, csv=CsvOptions(null_values=["NA"]))
     scope = Partition.parse(partition) if partition else None
-    frame = DataRoot(str(tmp_path)).read_files(source, scope).collect()
+    frame = read_files(DataRoot(str(tmp_path)), source, scope).collect()
     assert frame.columns == ["year", "month", "id", "dep_delay"]
     assert frame.sort("id").rows() == rows
 
@@ -325,14 +325,14 @@ def test_read_files_without_matches(tmp_path: Path, path: str) -> None:
     """A pattern matching no file is a PipelineRunError naming the pattern and the data root."""
     write_landing(tmp_path)
     with pytest.raises(PipelineRunError) as caught:
-        DataRoot(str(tmp_path)).read_files(FileSource(path=path))
+        read_files(DataRoot(str(tmp_path)), FileSource(path=path))
     assert str(caught.value) == f"no files match {path} under {tmp_path}"
 
 
 def test_memory_root_write_and_read(memory_root: DataRoot) -> None:
     """An fsspec memory:// data root writes, skips unchanged writes, and reads back."""
     frame = flights((2013, 2, 3, "AA"), (2013, 1, 2, "UA"), (2013, 1, 1, "DL"))
-    written = memory_root.write_dataset(frame, DEST)
+    written = write_dataset(memory_root, frame, DEST)
     assert [(str(w.partition), w.changed) for w in written] == [
         ("year=2013/month=1", True),
         ("year=2013/month=2", True),
@@ -341,9 +341,9 @@ def test_memory_root_write_and_read(memory_root: DataRoot) -> None:
         f"{memory_root.root}/flights/year=2013/month=1/{PART_FILE}",
         f"{memory_root.root}/flights/year=2013/month=2/{PART_FILE}",
     ]
-    assert not any(w.changed for w in memory_root.write_dataset(frame, DEST))
-    assert_frame_equal(memory_root.read_dataset("flights").collect(), frame.sort("id"))
-    january = memory_root.read_dataset("flights", Partition.parse("year=2013/month=1"))
+    assert not any(w.changed for w in write_dataset(memory_root, frame, DEST))
+    assert_frame_equal(read_dataset(memory_root, "flights").collect(), frame.sort("id"))
+    january = read_dataset(memory_root, "flights", Partition.parse("year=2013/month=1"))
     assert january.collect()["id"].to_list() == [1, 2]
 
 
@@ -353,10 +353,10 @@ def test_memory_root_reads_csv(memory_root: DataRoot) -> None:
     memory_root.fs.pipe_file(f"{base}/landing/a.csv", b"id;v\n1;x\n2;-\n")
     memory_root.fs.pipe_file(f"{base}/landing/b.csv", b"id;v\n3;y\n")
     options = CsvOptions(separator=";", null_values=["-"])
-    relative = memory_root.read_files(FileSource(path="landing/*.csv", csv=options))
+    relative = read_files(memory_root, FileSource(path="landing/*.csv", csv=options))
     assert relative.collect().rows() == [(1, "x"), (2, None), (3, "y")]
     url = FileSource(path=f"memory://{base}/landing/b.csv", csv=options)
-    assert memory_root.read_files(url).collect().rows() == [(3, "y")]
+    assert read_files(memory_root, url).collect().rows() == [(3, "y")]
     with pytest.raises(PipelineRunError) as caught:
-        memory_root.read_files(FileSource(path="landing/*.parquet"))
+        read_files(memory_root, FileSource(path="landing/*.parquet"))
     assert str(caught.value) == f"no files match landing/*.parquet under {memory_root.url}"

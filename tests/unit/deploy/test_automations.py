@@ -23,7 +23,7 @@ from prefect.server.utilities.user_templates import (
 from tests.helpers import load_pipelines as load
 
 from flowfactory.config import Destination, Project
-from flowfactory.data import DataRoot
+from flowfactory.data import DataRoot, write_dataset
 from flowfactory.deploy import (
     ScheduleSpec,
     TriggerSpec,
@@ -503,7 +503,7 @@ def land_flights(tmp_path: Path, when: datetime) -> None:
     """Write dataset `flights` with its file last modified at ``when``."""
     root = DataRoot(str(tmp_path / "data"))
     frame = pl.DataFrame({"year": [2013], "month": [1], "id": [1]})
-    (written,) = root.write_dataset(frame, Destination(dataset="flights", partition_by=["year"]))
+    (written,) = write_dataset(root, frame, Destination(dataset="flights", partition_by=["year"]))
     os.utime(written.path, (when.timestamp(), when.timestamp()))
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import load_pipelines as load
 
 from flowfactory.config import Destination, PipelineFile, Project
-from flowfactory.data import PART_FILE, DataRoot, Partition
+from flowfactory.data import PART_FILE, DataRoot, Partition, read_dataset, write_dataset
 from flowfactory.scheduling import (
     Readiness,
     claim,
@@ -64,7 +64,7 @@ def write(root: DataRoot, dataset: str, *rows: tuple[int, int, int]) -> bool:
     """Write (year, month, id) rows as ``dataset`` partitioned by year/month; True if changed."""
     frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
     destination = Destination(dataset=dataset, partition_by=["year", "month"], key=["id"])
-    return any(w.changed for w in root.write_dataset(frame, destination))
+    return any(w.changed for w in write_dataset(root, frame, destination))
 
 
 def ready(pipeline: PipelineFile, root: DataRoot, partition: str, updated: str) -> Readiness:
@@ -387,9 +387,9 @@ def test_reconcile_unpartitioned_input(tmp_path: Path, root: DataRoot) -> None:
     """An unpartitioned input is one partition, "", listed once and found by reconcile."""
     project = project_of(tmp_path, copy=consumer(["reference"], reads=("reference",)))
     frame = pl.DataFrame({"id": [1, 2]})
-    root.write_dataset(frame, Destination(dataset="reference"))
+    write_dataset(root, frame, Destination(dataset="reference"))
     assert root.dataset_files("reference") == [f"{root.root}/reference/{PART_FILE}"]
-    assert root.read_dataset("reference").collect().height == 2
+    assert read_dataset(root, "reference").collect().height == 2
     (found,) = reconcile(project, root)
     assert (found.pipeline, found.partition) == ("copy", "")
     assert evaluate_update(project, root, "reference", "") == [found]
