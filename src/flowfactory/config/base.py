@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,7 @@ __all__ = [
     "Model",
     "Name",
     "duplicates",
+    "listed_once",
     "parse_duration",
 ]
 
@@ -89,3 +91,15 @@ class Model(BaseModel):
 def duplicates(values: Iterable[str]) -> list[str]:
     """The values that occur more than once, sorted."""
     return sorted(value for value, count in Counter(values).items() if count > 1)
+
+
+def listed_once(what: str) -> AfterValidator:
+    """A validator refusing a list that names one ``what`` (column, dataset) twice."""
+
+    def check(values: list[str]) -> list[str]:
+        repeated = duplicates(values)
+        if repeated:
+            raise ValueError(f"{what} listed twice: {', '.join(repeated)}")
+        return values
+
+    return AfterValidator(check)

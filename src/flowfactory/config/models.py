@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from flowfactory.config.base import ColumnName, Duration, Model, Name, duplicates
+from flowfactory.config.base import ColumnName, Duration, Model, Name, listed_once
 from flowfactory.errors import FieldValueError
 
 __all__ = [
@@ -347,24 +347,16 @@ class Destination(Model):
 
     dataset: Name
     format: Literal["parquet"] = "parquet"
-    partition_by: list[ColumnName] = Field(
+    partition_by: Annotated[list[ColumnName], listed_once("column")] = Field(
         default_factory=list, description="Columns whose values name each partition folder."
     )
-    key: list[ColumnName] = Field(
+    key: Annotated[list[ColumnName], listed_once("column")] = Field(
         default_factory=list, description="Columns that identify a row; output is sorted by them."
     )
     announce: Literal["changed", "always"] = Field(
         default="changed",
         description="Emit dataset.updated for partitions whose bytes changed, or for every write.",
     )
-
-    @field_validator("partition_by", "key")
-    @classmethod
-    def _no_repeats(cls, columns: list[str]) -> list[str]:
-        repeated = duplicates(columns)
-        if repeated:
-            raise ValueError(f"column listed twice: {', '.join(repeated)}")
-        return columns
 
 
 @functools.lru_cache(maxsize=1024)
@@ -437,7 +429,9 @@ class Retries(Model):
 class Trigger(Model):
     """Run when input datasets are updated: per partition, once all (or any) of them have it."""
 
-    on: list[Name] = Field(min_length=1, description="Input datasets whose updates start a run.")
+    on: Annotated[list[Name], listed_once("dataset")] = Field(
+        min_length=1, description="Input datasets whose updates start a run."
+    )
     require: Literal["all", "any"] = Field(
         default="all", description="all: once every input has the partition; any: on each update."
     )
@@ -445,14 +439,6 @@ class Trigger(Model):
         default="same",
         description="same: one run per updated partition; all: one run over all the data.",
     )
-
-    @field_validator("on")
-    @classmethod
-    def _no_repeats(cls, names: list[str]) -> list[str]:
-        repeated = duplicates(names)
-        if repeated:
-            raise ValueError(f"dataset listed twice: {', '.join(repeated)}")
-        return names
 
 
 class Deadline(Model):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
-from flowfactory.config.base import ColumnName, Model, duplicates
+from flowfactory.config.base import ColumnName, Model, listed_once
 
 __all__ = ["CONTRACTS_DIR", "Compatibility", "SchemaConfig"]
 
@@ -38,7 +38,7 @@ class SchemaConfig(Model):
         "backward: consumers on the new schema read old data; full: both; none: no check. "
         "The *_transitive forms check against every locked version, not only the last.",
     )
-    not_null: list[ColumnName] = Field(
+    not_null: Annotated[list[ColumnName], listed_once("column")] = Field(
         default_factory=list,
         description="Columns that never hold null (key columns are NOT NULL already).",
     )
@@ -62,14 +62,6 @@ class SchemaConfig(Model):
         if pure.suffix != ".json":
             raise ValueError(f"{contract!r} must be a .json file")
         return contract
-
-    @field_validator("not_null")
-    @classmethod
-    def _no_repeats(cls, columns: list[str]) -> list[str]:
-        repeated = duplicates(columns)
-        if repeated:
-            raise ValueError(f"column listed twice: {', '.join(repeated)}")
-        return columns
 
     @property
     def transitive(self) -> bool:
