@@ -124,7 +124,7 @@ def require_api(settings: Settings) -> str:
     """
     url = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url
     os.environ["PREFECT_API_URL"] = url
-    from flowfactory.orchestration import api_is_healthy  # noqa: PLC0415 - loads Prefect (~1.5 s)
+    from flowfactory.orchestration import api_is_healthy  # noqa: PLC0415 - loads httpx
 
     if not api_is_healthy(url):
         raise FlowfactoryError(
