@@ -149,8 +149,8 @@ def select_partitions(
 ) -> list[str]:
     """The partitions a backfill covers, in order: a range ``first``..``last`` or ``listed``.
 
-    ``known`` are the partitions the inputs have, in any order; when there are none, partitions are taken as
-    given. A partition outside ``known`` is a UsageError naming those that exist.
+    ``known`` are the partitions the inputs have, in any order; when there are none, partitions
+    are taken as given. A partition outside ``known`` is a UsageError naming those that exist.
     """
     if (listed is not None) == (first is not None or last is not None):
         raise UsageError("give either --from and --to, or --partitions")
