@@ -1,9 +1,18 @@
 """Data-aware scheduling, free of Prefect: when a consumer is ready for a partition (its input
-state), the ledger of consumed input states and claims, and the SLA judgements.
+state), the ledger of consumed input states and claims, the plan of a backfill, and the SLA
+judgements.
 """
 
 from __future__ import annotations
 
+from flowfactory.scheduling.backfill import (
+    BackfillItem,
+    BackfillPlan,
+    known_partitions,
+    partition_order,
+    plan_backfill,
+    select_partitions,
+)
 from flowfactory.scheduling.inputs import (
     Readiness,
     check_dataset,
@@ -29,6 +38,8 @@ from flowfactory.scheduling.slas import (
 )
 
 __all__ = [
+    "BackfillItem",
+    "BackfillPlan",
     "Readiness",
     "Skip",
     "admit",
@@ -39,9 +50,13 @@ __all__ = [
     "deadline_missed",
     "evaluate_update",
     "known_datasets",
+    "known_partitions",
     "last_input_update",
+    "partition_order",
+    "plan_backfill",
     "readiness",
     "reconcile",
     "record_consumed",
     "release",
+    "select_partitions",
 ]

@@ -13,7 +13,7 @@ from flowfactory.data import PART_FILE, DataRoot, Partition
 from flowfactory.scheduling.inputs import Readiness, consumers_of, readiness
 from flowfactory.scheduling.ledger import consumed_state
 
-__all__ = ["evaluate_update", "reconcile"]
+__all__ = ["evaluate_update", "reconcile", "source_partitions"]
 
 
 def evaluate_update(
@@ -29,7 +29,8 @@ def evaluate_update(
     return found
 
 
-def _partitions(root: DataRoot, source: DatasetSource | FileSource | HttpSource) -> set[str]:
+def source_partitions(root: DataRoot, source: DatasetSource | FileSource | HttpSource) -> set[str]:
+    """The partition folders a dataset source has ("" for an unpartitioned one; none for others)."""
     if not isinstance(source, DatasetSource):
         return set()
     base = root.dataset_dir(source.dataset)
@@ -51,7 +52,7 @@ def reconcile(project: Project, root: DataRoot) -> Iterator[Readiness]:
         else:
             tables = consumer.config.input_dataset_names
             candidates = set().union(
-                *(_partitions(root, consumer.config.inputs[tables[d]]) for d in trigger.on)
+                *(source_partitions(root, consumer.config.inputs[tables[d]]) for d in trigger.on)
             )
         for partition in sorted(candidates):
             scope = Partition.parse(partition) if partition else None
