@@ -10,12 +10,15 @@ from uuid import UUID
 import polars as pl
 
 if TYPE_CHECKING:
+    from prefect.assets import Asset
     from prefect.events import Event
 
     from flowfactory.canary import CanaryOutcome, LiveVersion
     from flowfactory.scheduling import Readiness
 
 __all__ = [
+    "ASSET_MATERIALIZED",
+    "ASSET_REFERENCED",
     "CANARY_FAILED",
     "CANARY_INCONCLUSIVE",
     "CANARY_PASSED",
@@ -35,6 +38,7 @@ __all__ = [
     "breaker_resource",
     "dataset_resource",
     "emit",
+    "emit_materialization",
     "emit_verdict",
     "emit_version_change",
     "pipeline_resource",
@@ -53,6 +57,9 @@ CANARY_FAILED: Final = "canary.failed"
 CANARY_INCONCLUSIVE: Final = "canary.inconclusive"
 PIPELINE_PROMOTED: Final = "pipeline.promoted"
 PIPELINE_ROLLED_BACK: Final = "pipeline.rolled-back"
+# Prefect's own asset events, emitted as a materializing task would (prefect.context.AssetContext).
+ASSET_REFERENCED: Final = "prefect.asset.referenced"
+ASSET_MATERIALIZED: Final = "prefect.asset.materialization.succeeded"
 PARTITION_LABEL: Final = "dataset.partition"
 STATE_LABEL: Final = "flowfactory.state"
 # Plain HTTP producers add this label so that the dataset router evaluates their update;
@@ -94,6 +101,7 @@ def emit(
     payload: Mapping[str, object],
     *,
     event_id: str | None = None,
+    related: list[dict[str, str]] | None = None,
 ) -> Event | None:
     """Emit one event; inside a run Prefect relates it to the flow run and deployment."""
     # deploy and `flowfactory render` read the event names here without importing Prefect.
@@ -104,6 +112,27 @@ def emit(
         resource=resource,
         payload=dict(payload),
         id=UUID(event_id) if event_id else None,
+        related=related,
+    )
+
+
+def emit_materialization(
+    asset: Asset, upstream: list[Asset], payload: Mapping[str, object]
+) -> Event | None:
+    """Report a materialization of ``asset`` from ``upstream`` the way Prefect's assets do.
+
+    A materializing task reports once per task run; a run writes several partitions, so each
+    write is reported here with its partition in the payload.
+    """
+    from prefect.context import AssetContext  # noqa: PLC0415 - loads Prefect
+
+    for source in upstream:
+        emit(ASSET_REFERENCED, AssetContext.asset_as_resource(source), {}, related=[])
+    return emit(
+        ASSET_MATERIALIZED,
+        AssetContext.asset_as_resource(asset),
+        payload,
+        related=[AssetContext.asset_as_related(source) for source in upstream],
     )
 
 

@@ -29,7 +29,15 @@ from flowfactory.errors import ConfigError
 from flowfactory.orchestration.artifacts import artifact_key
 from flowfactory.orchestration.breakers import retry_condition
 from flowfactory.orchestration.tasks import announce, check_contract, extract, load, transform
-from flowfactory.scheduling import Readiness, Skip, admit, readiness, record_consumed, release
+from flowfactory.scheduling import (
+    Readiness,
+    Skip,
+    admit,
+    input_versions,
+    readiness,
+    record_consumed,
+    release,
+)
 from flowfactory.settings import Settings, get_settings
 
 __all__ = ["run_pipeline"]
@@ -131,6 +139,8 @@ def _run_steps(
     extract_with_retries = extract.with_options(**options)  # type: ignore[arg-type]
     load_with_retries = load.with_options(**options)  # type: ignore[arg-type]
 
+    # Measured before reading: an input that moves during the run leaves the output stale.
+    consumed = input_versions(pipeline, root, scope)
     breaker = pipeline.config.circuit_breaker
     futures = {
         table: _extract_for(extract_with_retries, source, breaker).submit(
@@ -142,7 +152,7 @@ def _run_steps(
     output = transform(pipeline, frames, function)
     check_contract(pipeline, output, settings)
     written = load_with_retries(pipeline, output, root, scope)
-    announce(pipeline, written, dict(output.schema), root, settings)
+    announce(pipeline, written, dict(output.schema), root, settings, scope=scope, inputs=consumed)
     return RunSummary(
         pipeline=pipeline.name,
         partition=scope,

@@ -32,6 +32,11 @@ from flowfactory.orchestration import events
 from flowfactory.orchestration.announce import announce_update
 from flowfactory.orchestration.breakers import source_breaker
 from flowfactory.orchestration.http import read_http
+from flowfactory.orchestration.partitions import (
+    publish_partitions,
+    record_writes,
+    report_materializations,
+)
 from flowfactory.schema import check_output
 from flowfactory.settings import Settings
 
@@ -94,16 +99,23 @@ def announce(
     schema: dict[str, pl.DataType],
     root: DataRoot,
     settings: Settings,
+    *,
+    scope: Partition | None = None,
+    inputs: dict[str, str | None] | None = None,
 ) -> list[str]:
-    """Emit dataset.updated for each partition written, then pipeline.ready for consumers."""
+    """Record each partition written (with the ``inputs`` versions read for ``scope``), emit
+    dataset.updated and its asset materialization, then pipeline.ready for consumers; publish
+    the output's partition view.
+    """
     destination = pipeline.config.destination
     fingerprint = events.schema_fingerprint(schema)
     run_id = str(flow_run.id) if flow_run.id else ""
     project = _project_or_none(settings)
+    record_writes(pipeline, written, root, scope=scope, inputs=inputs or {}, flow_run=run_id)
+    announced = [p for p in written if p.changed or destination.announce != "changed"]
+    report_materializations(pipeline, announced, root, run_id)
     started: list[str] = []
-    for part in written:
-        if not part.changed and destination.announce == "changed":
-            continue
+    for part in announced:
         partition = str(part.partition) if part.partition else ""
         payload = {
             "rows": part.rows,
@@ -124,6 +136,8 @@ def announce(
         started.extend(f"{r.pipeline}[{r.partition}]" for r in ready)
     if started:
         get_run_logger().info("inputs ready for %s", ", ".join(started))
+    if project is not None:
+        publish_partitions(project, root, destination.dataset)
     return started
 
 

@@ -1,5 +1,6 @@
 """Data-aware scheduling, free of Prefect: when a consumer is ready for a partition (its input
-state), the ledger of consumed input states and claims, the plan of a backfill, and the SLA
+state), the ledger of consumed input states and claims, the record of each partition write, the
+partition view (stale partitions, pending consumers), the plan of a backfill, and the SLA
 judgements.
 """
 
@@ -14,13 +15,16 @@ from flowfactory.scheduling.backfill import (
     select_partitions,
 )
 from flowfactory.scheduling.inputs import (
+    MISSING,
     Readiness,
     check_dataset,
     consumers_of,
+    input_versions,
     known_datasets,
     readiness,
 )
 from flowfactory.scheduling.ledger import (
+    STATE_DIR,
     Skip,
     admit,
     claim,
@@ -28,35 +32,60 @@ from flowfactory.scheduling.ledger import (
     record_consumed,
     release,
 )
+from flowfactory.scheduling.partition_view import (
+    PartitionRow,
+    Staleness,
+    partition_rows,
+)
 from flowfactory.scheduling.pending import (
+    dataset_partitions,
     evaluate_update,
+    pending_consumers,
     reconcile,
+    source_partitions,
 )
 from flowfactory.scheduling.slas import (
     deadline_missed,
     last_input_update,
 )
+from flowfactory.scheduling.written import (
+    PartitionRecord,
+    read_written,
+    record_written,
+)
 
 __all__ = [
+    "MISSING",
+    "STATE_DIR",
     "BackfillItem",
     "BackfillPlan",
+    "PartitionRecord",
+    "PartitionRow",
     "Readiness",
     "Skip",
+    "Staleness",
     "admit",
     "check_dataset",
     "claim",
     "consumed_state",
     "consumers_of",
+    "dataset_partitions",
     "deadline_missed",
     "evaluate_update",
+    "input_versions",
     "known_datasets",
     "known_partitions",
     "last_input_update",
     "partition_order",
+    "partition_rows",
+    "pending_consumers",
     "plan_backfill",
+    "read_written",
     "readiness",
     "reconcile",
     "record_consumed",
+    "record_written",
     "release",
     "select_partitions",
+    "source_partitions",
 ]

@@ -25,13 +25,17 @@ from flowfactory.data import DataRoot, Partition
 from flowfactory.errors import UsageError
 
 __all__ = [
+    "MISSING",
     "Readiness",
     "check_dataset",
     "consumers_of",
+    "input_versions",
     "known_datasets",
     "readiness",
 ]
 
+# The version of an input that has no data (yet): differs from any real version.
+MISSING: Final = "missing"
 _NAMESPACE: Final = uuid.UUID("6f6c7f3e-6b1e-4b7e-9a53-2a1b0c6d9e11")
 
 
@@ -86,6 +90,21 @@ def _input_version(
         return root.file_version(exact) if root.fs.exists(exact) else None
     files = root.dataset_files(source.dataset)
     return _combine([root.file_version(f) for f in files]) if files else None
+
+
+def input_versions(
+    pipeline: PipelineFile, root: DataRoot, partition: Partition | None
+) -> dict[str, str | None]:
+    """The version of every input a run for ``partition`` reads, by table name.
+
+    None for an HTTP source, whose answers carry no version; ``MISSING`` for an input with no data.
+    """
+    return {
+        table: None
+        if isinstance(source, HttpSource)
+        else _input_version(source, root, partition) or MISSING
+        for table, source in pipeline.config.inputs.items()
+    }
 
 
 def _combine(versions: list[str]) -> str:

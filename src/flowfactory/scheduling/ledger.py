@@ -16,9 +16,10 @@ from typing import Final
 from flowfactory.data import DataRoot
 from flowfactory.scheduling.inputs import Readiness
 
-__all__ = ["Skip", "admit", "claim", "consumed_state", "record_consumed", "release"]
+__all__ = ["STATE_DIR", "Skip", "admit", "claim", "consumed_state", "record_consumed", "release"]
 
-_STATE_DIR: Final = "_flowfactory"
+# flowfactory's own records under the data root: the ledger, claims, partition writes.
+STATE_DIR: Final = "_flowfactory"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def admit(root: DataRoot, inputs: Readiness, flow_run: str | None) -> Skip | Non
 
 
 def _consumed_path(pipeline: str, partition: str) -> str:
-    return f"{_STATE_DIR}/consumed/{pipeline}/{partition or '_all'}.json"
+    return f"{STATE_DIR}/consumed/{pipeline}/{partition or '_all'}.json"
 
 
 def consumed_state(root: DataRoot, pipeline: str, partition: str) -> str | None:
@@ -61,7 +62,7 @@ def record_consumed(root: DataRoot, state: Readiness, flow_run: str | None) -> N
 
 
 def _claim_path(state: Readiness) -> str:
-    return f"{_STATE_DIR}/claims/{state.pipeline}/{state.state}"
+    return f"{STATE_DIR}/claims/{state.pipeline}/{state.state}"
 
 
 def claim(root: DataRoot, state: Readiness, flow_run: str | None) -> bool:

@@ -13,7 +13,13 @@ from flowfactory.data import PART_FILE, DataRoot, Partition
 from flowfactory.scheduling.inputs import Readiness, consumers_of, readiness
 from flowfactory.scheduling.ledger import consumed_state
 
-__all__ = ["evaluate_update", "reconcile", "source_partitions"]
+__all__ = [
+    "dataset_partitions",
+    "evaluate_update",
+    "pending_consumers",
+    "reconcile",
+    "source_partitions",
+]
 
 
 def evaluate_update(
@@ -29,16 +35,39 @@ def evaluate_update(
     return found
 
 
+def dataset_partitions(root: DataRoot, dataset: str) -> dict[str, str]:
+    """The partitions of a dataset on disk (partition text -> its file), in order."""
+    base = root.dataset_dir(dataset)
+    found = {}
+    for path in root.dataset_files(dataset):
+        # "" for an unpartitioned dataset: its one file is the partition a consumer reads.
+        found[path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/")] = path
+    return dict(sorted(found.items()))
+
+
+def pending_consumers(
+    project: Project, root: DataRoot, dataset: str, partition: str
+) -> tuple[list[str], list[str]]:
+    """Consumers of a dataset's partition: (ready on a state not yet consumed, still waiting).
+
+    A consumer waiting for its other inputs is not pending yet: nothing would start it now.
+    """
+    scope = Partition.parse(partition) if partition else None
+    pending, waiting = [], []
+    for consumer in consumers_of(project, dataset):
+        state = readiness(consumer, root, scope)
+        if not state.ready:
+            waiting.append(consumer.name)
+        elif consumed_state(root, consumer.name, state.partition) != state.state:
+            pending.append(consumer.name)
+    return pending, waiting
+
+
 def source_partitions(root: DataRoot, source: DatasetSource | FileSource | HttpSource) -> set[str]:
     """The partition folders a dataset source has ("" for an unpartitioned one; none for others)."""
     if not isinstance(source, DatasetSource):
         return set()
-    base = root.dataset_dir(source.dataset)
-    found = set()
-    for path in root.dataset_files(source.dataset):
-        # "" for an unpartitioned dataset: its one file is the partition a consumer reads.
-        found.add(path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/"))
-    return found
+    return set(dataset_partitions(root, source.dataset))
 
 
 def reconcile(project: Project, root: DataRoot) -> Iterator[Readiness]:
