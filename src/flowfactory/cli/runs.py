@@ -66,9 +66,7 @@ def run(
         Partition.parse(partition) if partition else None,
         resolve_transform(found, settings),
     )
-    pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(
-        str(settings.project_dir / PIPELINE_ENTRYPOINT)
-    )
+    pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(PIPELINE_ENTRYPOINT)
     # Flow.__call__'s overloads do not cover return_state=True.
     state = cast("State[Any]", pipeline_flow(name, partition, None, version, return_state=True))
     if not state.is_completed():
