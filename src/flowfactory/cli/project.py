@@ -22,10 +22,10 @@ from flowfactory.cli._shared import (
 )
 from flowfactory.config import (
     DEFAULTS_FILE,
-    PipelineConfig,
     load_pipeline,
     load_project,
     load_yaml,
+    pipeline_json_schema,
 )
 from flowfactory.errors import ConfigError, Problem
 from flowfactory.settings import Settings, get_settings
@@ -159,7 +159,7 @@ def schema_json(
     ] = None,
 ) -> None:
     """Print the JSON Schema of a pipeline file (for editor autocompletion)."""
-    text = json.dumps(PipelineConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    text = pipeline_json_schema()
     if output is None:
         typer.echo(text, nl=False)
     else:
