@@ -21,6 +21,7 @@ __all__ = [
     "ExistingFilesError",
     "FieldValueError",
     "FlowfactoryError",
+    "NotAProjectError",
     "PipelineRunError",
     "Problem",
     "SamplingError",
@@ -89,6 +90,10 @@ class ExistingFilesError(FlowfactoryError, FileExistsError):
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths: tuple[str, ...] = tuple(sorted(paths))
         super().__init__(f"{len(self.paths)} file(s) already exist: {', '.join(self.paths)}")
+
+
+class NotAProjectError(FlowfactoryError):
+    """Raised when a verb that works on a project runs in a folder without deployments/."""
 
 
 class WriteError(FlowfactoryError, OSError):

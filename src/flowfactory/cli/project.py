@@ -19,6 +19,7 @@ from flowfactory.cli._shared import (
     project_of,
     report_errors,
     require_api,
+    require_project,
 )
 from flowfactory.config import (
     DEFAULTS_FILE,
@@ -44,6 +45,8 @@ def validate(
 ) -> None:
     """Check every pipeline file and the dataset graph; print one positioned error per problem."""
     settings = get_settings()
+    if not paths:
+        require_project(settings)
     targets = paths or [settings.deployments_dir]
     problems: list[Problem] = []
     names: list[str] = []
