@@ -31,7 +31,6 @@ from flowfactory.settings import Settings
 
 __all__ = ["run", "run_burst", "run_fanout"]
 
-REPO: Final = Path(__file__).resolve().parent.parent
 TARGET_P50: Final = 2.0
 PIPELINE: Final = """\
 name: consumer
@@ -54,10 +53,7 @@ destination: {{dataset: fan_{i:02d}}}
 
 
 def _project(root: Path, pipelines: dict[str, str] | None = None) -> Settings:
-    (root / "flows").mkdir(parents=True)
-    (root / "flows" / "pipeline.py").write_text((REPO / "flows" / "pipeline.py").read_text())
-    (root / "flows" / "scheduling.py").write_text((REPO / "flows" / "scheduling.py").read_text())
-    (root / "deployments").mkdir()
+    (root / "deployments").mkdir(parents=True)
     for name, text in (pipelines or {"consumer": PIPELINE}).items():
         (root / "deployments" / f"{name}.yaml").write_text(text)
     return Settings(

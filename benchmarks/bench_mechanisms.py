@@ -25,12 +25,11 @@ import polars as pl
 from bench_run import _free_port, deployed_stack
 from flowfactory.config import Project
 from flowfactory.data import DataRoot, write_dataset
-from flowfactory.orchestration import announce_update
+from flowfactory.orchestration import PIPELINE_ENTRYPOINT, announce_update
 from flowfactory.settings import Settings
 
 __all__ = ["run"]
 
-REPO: Final = Path(__file__).resolve().parent.parent
 WINDOW: Final = timedelta(seconds=10)
 SETTLE: Final = 8.0
 _SOURCES: Final = """\
@@ -60,10 +59,7 @@ EXPECTED: Final = [1, 1, 2, 1]
 
 
 def _project(root: Path) -> Settings:
-    (root / "flows").mkdir(parents=True)
-    for name in ("pipeline.py", "scheduling.py"):
-        (root / "flows" / name).write_text((REPO / "flows" / name).read_text())
-    (root / "deployments").mkdir()
+    (root / "deployments").mkdir(parents=True)
     for name, text in PIPELINES.items():
         (root / "deployments" / name).write_text(text)
     return Settings(
@@ -95,7 +91,7 @@ async def _add_compound_trigger(settings: Settings) -> None:
             "partition": "{{ event.resource.get('dataset.partition', '') }}",
         },
     )
-    flow = await Flow.afrom_source(str(settings.project_dir), "flows/pipeline.py:pipeline")
+    flow = await Flow.afrom_source(str(settings.project_dir), PIPELINE_ENTRYPOINT)
     deployment = await flow.ato_deployment(
         name="compound",
         parameters={"name": "compound"},

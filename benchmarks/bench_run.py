@@ -29,6 +29,7 @@ from typing import Any, Final
 import polars as pl
 
 from flowfactory.config import Project, load_project
+from flowfactory.orchestration import PIPELINE_ENTRYPOINT
 from flowfactory.settings import Settings
 from flowfactory.stack import LandingZone, LocalStack
 
@@ -84,9 +85,9 @@ def _free_port() -> int:
 
 
 def _make_project(root: Path) -> Settings:
-    """A copy of the repository's flows, transforms and pipelines, with its own state and port."""
+    """A copy of the repository's transforms and pipelines, with its own state and port."""
     ignore = shutil.ignore_patterns("__pycache__")
-    for folder in ("flows", "transforms", "deployments"):
+    for folder in ("transforms", "deployments"):
         shutil.copytree(REPO / folder, root / folder, ignore=ignore)
     return Settings(
         project_dir=root,
@@ -202,7 +203,7 @@ def _measure(
     script.write_text(BARE_SCRIPT)
     bare_main = runpy.run_path(str(script), run_name="bare")["main"]
     out_sub, out_in = str(root / "bare-subprocess.parquet"), str(root / "bare-inprocess.parquet")
-    flow: Flow[..., Any] = load_flow_from_entrypoint(f"{root}/flows/pipeline.py:pipeline")
+    flow: Flow[..., Any] = load_flow_from_entrypoint(PIPELINE_ENTRYPOINT)
     _quiet_prefect_console()
     cases: dict[str, Callable[[], object]] = {
         "deployment": _deployment_run,

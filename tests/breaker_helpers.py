@@ -48,7 +48,7 @@ def breaker_config(**changes: object) -> CircuitBreakerConfig:
 def breaker_project(root: Path) -> Path:
     """A project whose one pipeline reads ``s3://bucket`` (the dependency ``s3.bucket``)."""
     pipeline = "name: a\nsource: {path: 's3://bucket/x.csv'}\ndestination: {dataset: a}\n"
-    return write_project(root, {"deployments/a.yaml": pipeline}, with_flows=False)
+    return write_project(root, {"deployments/a.yaml": pipeline})
 
 
 def run_flowfactory(

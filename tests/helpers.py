@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,11 +24,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_project(root: Path, files: Mapping[str, str], *, with_flows: bool = True) -> Path:
-    """A project folder: the repository's flow entrypoint plus the given files."""
-    if with_flows:
-        (root / "flows").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "flows" / "pipeline.py", root / "flows" / "pipeline.py")
+def write_project(root: Path, files: Mapping[str, str]) -> Path:
+    """A project folder with the given files (the flows ship with the package)."""
     for relative, text in files.items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)

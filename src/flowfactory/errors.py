@@ -18,8 +18,10 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "DiffError",
+    "ExistingFilesError",
     "FieldValueError",
     "FlowfactoryError",
+    "NotAProjectError",
     "PipelineRunError",
     "Problem",
     "SamplingError",
@@ -80,6 +82,18 @@ class FieldValueError(ValueError):
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
         self.loc = loc
+
+
+class ExistingFilesError(FlowfactoryError, FileExistsError):
+    """Raised when scaffolding a project would overwrite files; carries every one of them."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths: tuple[str, ...] = tuple(sorted(paths))
+        super().__init__(f"{len(self.paths)} file(s) already exist: {', '.join(self.paths)}")
+
+
+class NotAProjectError(FlowfactoryError):
+    """Raised when a verb that works on a project runs in a folder without deployments/."""
 
 
 class WriteError(FlowfactoryError, OSError):

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     project_dir: Path = Field(
         default_factory=_project_dir,
-        description="Root of the project: holds deployments/, flows/ and prefect.yaml.",
+        description="Root of the project: holds deployments/ and prefect.yaml.",
     )
     data_root: str = Field(
         default="data",

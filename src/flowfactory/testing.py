@@ -57,7 +57,7 @@ __all__ = [
 
 Rows: TypeAlias = pl.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 # What a project copy for an end-to-end run needs; data and state stay behind.
-_PROJECT_PARTS: Final = ("deployments", "flows", "contracts", "pyproject.toml", "prefect.yaml")
+_PROJECT_PARTS: Final = ("deployments", "contracts", "pyproject.toml", "prefect.yaml")
 
 
 def _typed(rows: Rows, schema: pl.Schema | None) -> pl.DataFrame:
@@ -124,7 +124,7 @@ def _check(pipeline: PipelineFile, output: pl.DataFrame, settings: Settings) -> 
 
 
 def copy_project(source: Path, target: Path) -> Path:
-    """A copy of a project's files (pipelines, flows, transforms, contracts) without its data."""
+    """A copy of a project's files (pipelines, transforms, contracts) without its data."""
     settings = Settings(project_dir=source)
     parts = [*_PROJECT_PARTS, *{m.split(".", 1)[0] for m in settings.allowed_modules}]
     target.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,6 @@ def _project(root: Path, factor: str = "2") -> Path:
             "data/landing/sales.csv": "id,country,amount\n" + ROWS + "\n",
         },
     )
-    shutil.copy(REPO / "flows" / "canary.py", root / "flows" / "canary.py")
     return root
 
 
@@ -231,7 +230,6 @@ def test_the_canary_deployment_runs_on_the_worker(tmp_path: Path, stack: LocalSt
     root = _project(tmp_path)
     pipeline = root / "deployments/totals.yaml"
     pipeline.write_text(pipeline.read_text().replace("name: totals", f"name: {name}"))
-    shutil.copy(REPO / "flows" / "scheduling.py", root / "flows" / "scheduling.py")
     settings = project_settings(root, stack)
     report = asyncio.run(
         deploy_project(load_project(settings.deployments_dir, settings), settings, prune=False)
@@ -275,7 +273,7 @@ def test_the_demo_candidate_agrees_with_the_sql_on_real_flights(
     from flowfactory.stack import LandingZone  # noqa: PLC0415
 
     root = tmp_path / "demo"
-    for folder in ("deployments", "transforms", "flows", "contracts"):
+    for folder in ("deployments", "transforms", "contracts"):
         shutil.copytree(REPO / folder, root / folder)
     zone = LandingZone(Settings(project_dir=root))
     zone.prepare()

@@ -6,7 +6,6 @@ import asyncio
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -33,7 +32,7 @@ from prefect.deployments import run_deployment
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.worker import EventsWorker
-from tests.helpers import REPO, free_port, write_project
+from tests.helpers import free_port, write_project
 from tests.integration.conftest import project_settings
 
 from flowfactory.config import Destination, Project, load_project
@@ -56,10 +55,8 @@ def _prefix() -> str:
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
-    """A project with both flow entrypoints (pipelines and flowfactory's own flows)."""
-    write_project(root, files)
-    shutil.copy(REPO / "flows" / "scheduling.py", root / "flows" / "scheduling.py")
-    return root
+    """A project with the given files."""
+    return write_project(root, files)
 
 
 def _deploy(settings: Settings) -> Project:

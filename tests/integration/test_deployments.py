@@ -118,7 +118,7 @@ def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -
     deployment = asyncio.run(_read_deployment(f"{prefix}_orders"))
     assert deployment.parameters == {"name": f"{prefix}_orders"}
     assert deployment.work_pool_name == "flowfactory"
-    assert deployment.entrypoint == "flows/pipeline.py:pipeline"
+    assert deployment.entrypoint == "flowfactory.orchestration.flows.pipeline"
     assert deployment.pull_steps == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
     ]

@@ -18,7 +18,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from flowfactory.config import Project, load_project
-from flowfactory.errors import ConfigError, FlowfactoryError, UsageError
+from flowfactory.errors import ConfigError, FlowfactoryError, NotAProjectError, UsageError
 from flowfactory.settings import Settings, get_settings
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "project_of",
     "report_errors",
     "require_api",
+    "require_project",
 ]
 
 app = typer.Typer(
@@ -99,8 +100,18 @@ def report_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def require_project(settings: Settings) -> None:
+    """A verb that works on a project, run outside one, says how to get one."""
+    if not settings.deployments_dir.is_dir():
+        raise NotAProjectError(
+            f"{settings.project_dir} is not a flowfactory project (it has no deployments/ "
+            "folder): run `flowfactory init` to start one here, or cd into a project"
+        )
+
+
 def project_of(settings: Settings) -> Project:
     """The project in the settings' deployments/ folder, validated."""
+    require_project(settings)
     return load_project(settings.deployments_dir, settings)
 
 

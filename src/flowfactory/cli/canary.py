@@ -13,6 +13,7 @@ from flowfactory.cli._shared import (
     check_partition,
     report_errors,
     require_api,
+    require_project,
 )
 from flowfactory.settings import get_settings
 
@@ -30,6 +31,7 @@ def canary(
     """Run v1 and candidate v2 of a pipeline on a sample, diff them, promote v2 if they agree."""
     check_partition(partition)
     settings = get_settings()
+    require_project(settings)
     require_api(settings)
     from flowfactory.orchestration import run_canary_now  # noqa: PLC0415 - loads Prefect (~1.5 s)
 

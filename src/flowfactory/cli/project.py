@@ -19,13 +19,14 @@ from flowfactory.cli._shared import (
     project_of,
     report_errors,
     require_api,
+    require_project,
 )
 from flowfactory.config import (
     DEFAULTS_FILE,
-    PipelineConfig,
     load_pipeline,
     load_project,
     load_yaml,
+    pipeline_json_schema,
 )
 from flowfactory.errors import ConfigError, Problem
 from flowfactory.settings import Settings, get_settings
@@ -44,6 +45,8 @@ def validate(
 ) -> None:
     """Check every pipeline file and the dataset graph; print one positioned error per problem."""
     settings = get_settings()
+    if not paths:
+        require_project(settings)
     targets = paths or [settings.deployments_dir]
     problems: list[Problem] = []
     names: list[str] = []
@@ -159,7 +162,7 @@ def schema_json(
     ] = None,
 ) -> None:
     """Print the JSON Schema of a pipeline file (for editor autocompletion)."""
-    text = json.dumps(PipelineConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    text = pipeline_json_schema()
     if output is None:
         typer.echo(text, nl=False)
     else:

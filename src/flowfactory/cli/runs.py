@@ -19,6 +19,7 @@ from flowfactory.cli._shared import (
     project_of,
     report_errors,
     require_api,
+    require_project,
 )
 from flowfactory.config import find_pipeline
 from flowfactory.settings import get_settings
@@ -47,10 +48,17 @@ def run(
     """Run one pipeline now, in this process, tracked by the Prefect API."""
     # flowfactory.canary and flowfactory.data load polars (~0.2 s).
     from flowfactory.canary import parse_version, version_pipeline  # noqa: PLC0415
-    from flowfactory.data import DataRoot, Partition, check_plan, resolve_transform  # noqa: PLC0415
+    from flowfactory.data import (  # noqa: PLC0415
+        DataRoot,
+        Partition,
+        check_plan,
+        check_run_partition,
+        resolve_transform,
+    )
 
     check_partition(partition)
     settings = get_settings()
+    require_project(settings)
     found = find_pipeline(name, settings)
     if version is not None:
         found = version_pipeline(found, parse_version(version))
@@ -60,15 +68,14 @@ def run(
     from flowfactory.orchestration import PIPELINE_ENTRYPOINT  # noqa: PLC0415 - loads Prefect
 
     # Config mistakes (including SQL over missing columns) surface here, positioned.
-    check_plan(
-        found,
+    root, scope = (
         DataRoot(settings.data_root_url),
         Partition.parse(partition) if partition else None,
-        resolve_transform(found, settings),
     )
-    pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(
-        str(settings.project_dir / PIPELINE_ENTRYPOINT)
-    )
+    check_plan(found, root, scope, resolve_transform(found, settings))
+    if scope is not None:
+        check_run_partition(found, root, scope)
+    pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(PIPELINE_ENTRYPOINT)
     # Flow.__call__'s overloads do not cover return_state=True.
     state = cast("State[Any]", pipeline_flow(name, partition, None, version, return_state=True))
     if not state.is_completed():

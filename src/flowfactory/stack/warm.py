@@ -49,9 +49,7 @@ PRELOAD: Final = (
     "prefect.deployments.steps",
     "prefect.runner.storage",
     "polars",
-    "flowfactory.orchestration.tasks",
-    "flowfactory.orchestration.announce",
-    "flowfactory.orchestration.slas",
+    "flowfactory.orchestration.flows",
 )
 
 _HEADER: Final = struct.Struct("!I")

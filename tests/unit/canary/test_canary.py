@@ -237,7 +237,7 @@ def test_config_mistakes_are_positioned(
 def test_a_canary_deployment_per_pipeline_with_a_candidate(project: Settings) -> None:
     specs = {s.name: s for s in project_specs(load_project(project.deployments_dir, project))}
     canary = specs["totals-canary"]
-    assert canary.entrypoint == "flows/canary.py:canary"
+    assert canary.entrypoint == "flowfactory.orchestration.flows.canary"
     assert canary.parameters == {"name": "totals"}
     assert "canary" in canary.tags
     assert "totals-canary" in render_prefect_yaml(load_project(project.deployments_dir, project))

@@ -16,7 +16,7 @@ PIPELINE = {
 
 
 def test_an_unknown_dataset_exits_2_with_a_suggestion(tmp_path: Path) -> None:
-    project = write_project(tmp_path, PIPELINE, with_flows=False)
+    project = write_project(tmp_path, PIPELINE)
     result = run_cli(project, "partitions", "ordres")
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -25,7 +25,7 @@ def test_an_unknown_dataset_exits_2_with_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_no_partitions_yet_in_text_and_json(tmp_path: Path) -> None:
-    project = write_project(tmp_path, PIPELINE, with_flows=False)
+    project = write_project(tmp_path, PIPELINE)
     assert run_cli(project, "partitions").stdout == "no partitions written yet\n"
     result = run_cli(project, "partitions", "orders", "--format", "json")
     assert (result.returncode, json.loads(result.stdout)) == (0, [])

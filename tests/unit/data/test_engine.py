@@ -18,6 +18,7 @@ from flowfactory.data import (
     WrittenPartition,
     apply_transform,
     check_plan,
+    check_run_partition,
     resolve_transform,
 )
 from flowfactory.errors import ConfigError, PipelineRunError, Problem
@@ -345,3 +346,31 @@ def test_run_summary_markdown_whole_dataset() -> None:
     assert lines[0] == "# p: all partitions"
     assert "| rows out | 3 |" in lines
     assert lines[-1] == "| (whole dataset) | 3 | 10 | yes | `0123456789ab` |"
+
+
+def test_find_pipeline_unknown_name_suggests_close_names(project: Path, named_files: Path) -> None:
+    """A near miss names the pipelines it may have meant."""
+    with pytest.raises(PipelineRunError, match=r"did you mean 'alpha'\?$"):
+        find_pipeline("alpah", settings(project))
+
+
+# ------------------------------------------------------------------------------------------------
+# check_run_partition
+
+
+def test_check_run_partition_rejects_a_partition_outside_the_inputs(project: Path) -> None:
+    """Wrong columns and a partition no input has each fail in one line before any run."""
+    landing = project / "data" / "landing"
+    landing.mkdir(parents=True)
+    (landing / "x.csv").write_text("year,month,v\n2024,1,1\n")
+    found = pipeline(
+        project,
+        "name: p\nsource: {path: landing/x.csv}\n"
+        "destination: {dataset: out, partition_by: [year, month]}\n",
+    )
+    root = DataRoot(str(project / "data"))
+    check_run_partition(found, root, Partition.parse("year=2024/month=1"))
+    with pytest.raises(PipelineRunError, match=r"give --partition year=\.\.\./month=\.\.\."):
+        check_run_partition(found, root, Partition.parse("year=1999"))
+    with pytest.raises(PipelineRunError, match=r"no input of p has partition year=1999/month=1"):
+        check_run_partition(found, root, Partition.parse("year=1999/month=1"))

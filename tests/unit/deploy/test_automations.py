@@ -262,7 +262,7 @@ def test_router_and_reconcile(project: Project) -> None:
     )
     assert (router.flow_name, router.entrypoint) == (
         "flowfactory-router",
-        "flows/scheduling.py:dataset_router",
+        "flowfactory.orchestration.flows.dataset_router",
     )
     assert router.schedules == []
     assert router.triggers == [
@@ -278,7 +278,7 @@ def test_router_and_reconcile(project: Project) -> None:
     ]
     assert (reconcile.flow_name, reconcile.entrypoint) == (
         "flowfactory-reconcile",
-        "flows/scheduling.py:reconcile",
+        "flowfactory.orchestration.flows.reconcile",
     )
     assert reconcile.schedules == [ScheduleSpec(interval=300.0, timezone="UTC")]
     assert reconcile.triggers == []
@@ -296,7 +296,7 @@ def test_sla_deployment_collects_every_pipelines_slas(tmp_path: Path) -> None:
     assert (sla.name, sla.flow_name, sla.entrypoint) == (
         "flowfactory-sla",
         "flowfactory-sla",
-        "flows/scheduling.py:sla_check",
+        "flowfactory.orchestration.flows.sla_check",
     )
     ingest, other_pipeline = project.get("ingest"), project.get("other")
     assert sla.triggers == [*sla_triggers(ingest), *sla_triggers(other_pipeline)]

@@ -71,7 +71,11 @@ def test_rendered_deployment(name: str) -> None:
     project = load(REPO)
     config = project.get(name).config
     deployment = deployments(render_prefect_yaml(project))[name]
-    assert deployment["entrypoint"] == PIPELINE_ENTRYPOINT == "flows/pipeline.py:pipeline"
+    assert (
+        deployment["entrypoint"]
+        == PIPELINE_ENTRYPOINT
+        == "flowfactory.orchestration.flows.pipeline"
+    )
     assert deployment["parameters"] == {"name": name}
     assert deployment["work_pool"] == {
         "name": config.work_pool,

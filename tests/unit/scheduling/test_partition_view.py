@@ -51,7 +51,7 @@ ORDERS = pl.DataFrame({"id": [1, 2, 3], "month": [1, 1, 2], "amount": [10, 5, 7]
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     """The three pipelines above, with the landing file in place."""
-    settings = Settings(project_dir=write_project(tmp_path, PIPELINES, with_flows=False))
+    settings = Settings(project_dir=write_project(tmp_path, PIPELINES))
     return load_project(settings.deployments_dir, settings)
 
 

@@ -47,7 +47,7 @@ FILES = {
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A three-pipeline chain, locked, with its landing data removed afterwards."""
-    root = write_project(tmp_path, FILES, with_flows=False)
+    root = write_project(tmp_path, FILES)
     settings = Settings(project_dir=root)
     report = lock_project(load_project(settings.deployments_dir, settings), settings)
     assert report.ok, report.problems
@@ -175,7 +175,7 @@ def test_not_null_must_name_an_output_column(project: Path) -> None:
 
 def test_missing_input_contract_is_reported(tmp_path: Path) -> None:
     """With neither data nor an input contract, check says how to lock it."""
-    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST}, with_flows=False)
+    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST})
     result = _check(root).get("ingest_orders")
     assert result.breaking
     assert "contracts/ingest_orders.source.json" in (result.error or "")
@@ -184,7 +184,7 @@ def test_missing_input_contract_is_reported(tmp_path: Path) -> None:
 def test_bad_schema_section_is_a_positioned_config_error(tmp_path: Path) -> None:
     """A wrong compatibility mode is reported at its line, like every config mistake."""
     text = INGEST.replace("schema: {not_null: [day]}", "schema: {compatibility: fwd}")
-    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": text}, with_flows=False)
+    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": text})
     settings = Settings(project_dir=root)
     with pytest.raises(ConfigError) as caught:
         load_project(settings.deployments_dir, settings)
@@ -228,7 +228,7 @@ def test_demo_contracts_are_current() -> None:
 
 def test_cli_lock_without_data_or_input_contract(tmp_path: Path) -> None:
     """`schema lock` with nothing to read an input's schema from exits 1 and says what to do."""
-    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST}, with_flows=False)
+    root = write_project(tmp_path, {"deployments/ingest_orders.yaml": INGEST})
     result = run_cli(root, "schema", "lock")
     assert result.returncode == 1
     assert "input 'source' has no data to lock its schema from" in result.stdout
@@ -237,7 +237,7 @@ def test_cli_lock_without_data_or_input_contract(tmp_path: Path) -> None:
 
 def test_cli_lock_then_check(tmp_path: Path) -> None:
     """`schema lock` writes every contract, and `schema check` then passes."""
-    root = write_project(tmp_path, FILES, with_flows=False)
+    root = write_project(tmp_path, FILES)
     locked = run_cli(root, "schema", "lock")
     assert locked.returncode == 0, locked.stderr
     assert "locked contracts/orders.json" in locked.stdout
@@ -260,7 +260,6 @@ def test_python_transform_that_raises_is_reported(tmp_path: Path) -> None:
                 ' "columns": [{"name": "a", "dtype": {"type": "Int64"}}]}'
             ),
         },
-        with_flows=False,
     )
     settings = Settings(project_dir=root, allowed_modules=["schema_raising_tf"])
     result = check_project(load_project(settings.deployments_dir, settings), settings).get("x")

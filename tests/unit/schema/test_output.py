@@ -70,7 +70,6 @@ def test_check_output_reports_what_the_run_refuses(tmp_path: Path) -> None:
             "deployments/orders.yaml": pipeline_file,
             "data/landing/orders.csv": "id,amount\n1,2.5\n",
         },
-        with_flows=False,
     )
     settings = Settings(project_dir=root)
     pipeline = find_pipeline("orders", settings)

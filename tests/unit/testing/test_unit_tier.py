@@ -120,7 +120,6 @@ def test_pipeline_without_contracts_uses_the_rows_dtypes(tmp_path: Path) -> None
                 "destination: {dataset: totals, key: [k]}\n"
             )
         },
-        with_flows=False,
     )
     out = transform_rows(
         "totals", Settings(project_dir=root), source={"k": ["a", "a", "b"], "v": [1, 2, 3]}

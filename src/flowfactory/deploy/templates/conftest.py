@@ -1,0 +1,3 @@
+"""The testing tiers' fixtures: run_transform (unit) and prefect_pipeline (integration)."""
+
+pytest_plugins = ["flowfactory.testing"]

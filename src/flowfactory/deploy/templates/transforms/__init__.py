@@ -1,0 +1,1 @@
+"""Python transforms; a pipeline names one as `transform: {python: transforms.MODULE:FUNCTION}`."""
