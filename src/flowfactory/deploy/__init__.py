@@ -1,5 +1,6 @@
 """From pipeline files to Prefect deployments: deployment specs, trigger and SLA automations, the
-rendered prefect.yaml, registration on an API, and the dataset lineage.
+rendered prefect.yaml, registration on an API, the dataset lineage, and the scaffold of a new
+project (`flowfactory init`, from the templates shipped in this package).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The layer that talks to Prefect at run time: the tasks and flow bodies of a pipeline run, the
-canary flow, events, announcing updates to consumers, SLA checks, notifications, breaker
-events and HTTP sources. Everything below it is plain Python; the shells here act on it.
+"""The layer that talks to Prefect at run time: the flows every deployment runs (flows.py) and
+their bodies (a pipeline run's tasks, the canary, the router, reconcile and SLA checks), events
+and asset materializations, announcing updates to consumers, backfills, the partition view as
+an artifact, notifications, breaker events and HTTP sources. Everything below it is plain
+Python; the shells here act on it.
 """
 
 from __future__ import annotations
