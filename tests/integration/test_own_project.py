@@ -213,8 +213,8 @@ def test_init_validate_deploy_run_in_a_fresh_folder(
         [str(venv_bin / "prefect"), "worker", "start", "--pool", "flowfactory"],
         cwd=project,
         env=server | {"PREFECT_WORKER_QUERY_SECONDS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         ran = _run(
