@@ -209,11 +209,12 @@ def test_init_validate_deploy_run_in_a_fresh_folder(
     _run([str(venv_bin / "prefect"), "deploy", "--all", "--no-prompt"], project, server)
     (output / "year=2024").rename(tmp_path / "first-run")
     # Polled every second, so that a run the consumer's trigger creates starts at once.
+    worker_log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [str(venv_bin / "prefect"), "worker", "start", "--pool", "flowfactory"],
         cwd=project,
         env=server | {"PREFECT_WORKER_QUERY_SECONDS": "1"},
-        stdout=(tmp_path / "worker.log").open("w"),
+        stdout=worker_log,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -237,6 +238,7 @@ def test_init_validate_deploy_run_in_a_fresh_folder(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+        worker_log.close()
     print(f"init to the consumer's asset events: {time.monotonic() - started:.1f} s")
 
 
