@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from tests.helpers import FLOWFACTORY
 from tests.integration.conftest import project_settings
-from tests.integration.test_data_aware import SUM_SQL, _deploy, _prefix, _settled_runs, _write
+from tests.integration.test_data_aware import (
+    SUM_SQL,
+    _deploy,
+    _prefix,
+    _runs_of,
+    _settled_runs,
+    _write,
+)
 
 from flowfactory.config import Destination
 from flowfactory.data import DataRoot, write_dataset
@@ -165,3 +173,54 @@ def test_backfill_runs_each_partition_once_then_skips_it(tmp_path: Path, stack: 
         f"error: partition 'month=4' is not among the partitions of {p}_sum's inputs: "
         "month=1, month=2, month=3"
     )
+
+
+def test_ctrl_c_cancels_the_runs_not_started_and_creates_no_more(
+    tmp_path: Path, stack: LocalStack
+) -> None:
+    """On a pool no worker serves runs stay scheduled: Ctrl-C cancels them, the rest never exist."""
+    p = _prefix()
+    files = _sum_and_report(p)
+    sum_file = f"deployments/{p}_sum.yaml"
+    files[sum_file] += f"work_pool: {p}-idle\n"
+    root = _write(tmp_path, files)
+    settings = project_settings(root, stack)
+    _deploy(settings)
+    asyncio.run(_quiet_reconcile(settings))
+    rows = {"id": [1, 2, 3], "month": [1, 2, 3], "amount": [1.0, 2.0, 3.0]}
+    write_dataset(
+        DataRoot(settings.data_root_url),
+        pl.DataFrame(rows),
+        Destination(dataset=f"{p}_orders", partition_by=["month"], key=["id"]),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
+    env["PREFECT_API_URL"] = settings.prefect_api_url
+    backfill = subprocess.Popen(
+        [
+            *(str(FLOWFACTORY), "backfill", f"{p}_sum"),
+            *("--from", "month=1", "--to", "month=3", "--concurrency", "2"),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        runs = asyncio.run(_runs_of(f"pipeline/{p}_sum"))
+        while len(runs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            runs = asyncio.run(_runs_of(f"pipeline/{p}_sum"))
+        assert len(runs) == 2, runs
+        backfill.send_signal(signal.SIGINT)
+        stdout, stderr = backfill.communicate(timeout=120)
+    finally:
+        if backfill.poll() is None:
+            backfill.kill()
+    assert backfill.returncode == 1, stdout + stderr
+    assert "interrupted: cancelled the runs not started yet and created no more" in stdout + stderr
+    assert "Traceback" not in stderr
+    runs = asyncio.run(_runs_of(f"pipeline/{p}_sum"))
+    assert len(runs) == 2
+    assert [r.state.name for r in runs if r.state] == ["Cancelled", "Cancelled"]
