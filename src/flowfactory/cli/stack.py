@@ -1,5 +1,6 @@
-"""Verbs that run the local stack: `up` serves it until Ctrl-C, `demo` replays the demo data on
-it once and exits. Both start the Prefect server, deploy the project and start the workers."""
+"""Verbs that run the stack's processes: `up` serves the local stack until Ctrl-C, `demo` replays
+the demo data on it once and exits (both start the Prefect server, deploy the project and start
+the workers), and `worker` serves the project's work pools on an extra machine."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flowfactory.cli._shared import app, project_of, report_errors
+from flowfactory.cli._shared import app, project_of, report_errors, require_api
 from flowfactory.config import HttpSource, Project
 from flowfactory.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from flowfactory.stack import DemoReport, LocalStack
 
-__all__ = ["Months", "demo", "up"]
+__all__ = ["Months", "demo", "up", "worker"]
 
 Months = Annotated[str, typer.Option(help="Months of 2013 to replay: N (1..N) or FIRST-LAST.")]
 
@@ -123,12 +124,17 @@ def up(
             if replay and replays_demo(project):
                 _replay(project, settings, replay_months)
             typer.echo(f"serving; the UI is at {settings.ui_url} (Ctrl-C stops everything)")
-            while True:
-                stack.check_alive()
-                time.sleep(1)
+            _serve(stack)
         except KeyboardInterrupt:
             typer.echo("stopping ...")
     typer.echo("stopped")
+
+
+def _serve(stack: LocalStack) -> None:
+    """Wait until Ctrl-C (or SIGTERM); a process of the stack that exits is an error."""
+    while True:
+        stack.check_alive()
+        time.sleep(1)
 
 
 @app.command()
@@ -148,3 +154,41 @@ def demo(
     if not result.ok:
         raise typer.Exit(1)
     typer.echo("demo scenario held: every pipeline produced its output")
+
+
+@app.command()
+@report_errors
+def worker(
+    pools: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            metavar="POOL",
+            help="A work pool to serve (repeatable); default: every pool of the project.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the project's work pools on this machine until Ctrl-C: a Prefect process worker per
+    pool, and the warm executor, so runs start here as fast as on the local stack."""
+    settings = get_settings()
+    project = project_of(settings)
+    url = require_api(settings)
+    from flowfactory.stack import LocalStack  # noqa: PLC0415 - loads Prefect (~1.5 s)
+
+    chosen = sorted(set(pools or (p.config.work_pool for p in project.pipelines)))
+    if not chosen:
+        typer.echo("no pipeline names a work pool: nothing to serve")
+        return
+    _stop_on_sigterm()
+    # This machine's workers talk to the API found above, wherever the server runs.
+    with LocalStack(settings.model_copy(update={"prefect_api_url": url})) as stack:
+        try:
+            for pool in chosen:
+                stack.start_worker(pool)
+                typer.echo(f"worker on pool {pool}: runs from {url}")
+            warm = "on" if settings.warm_start else "off (FLOWFACTORY_WARM_START=false)"
+            typer.echo(f"warm start {warm}; logs in {settings.state_path / 'logs'} (Ctrl-C stops)")
+            _serve(stack)
+        except KeyboardInterrupt:
+            typer.echo("stopping ...")
+    typer.echo("stopped")
