@@ -39,13 +39,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# Re-pin every dependency from a fresh virtualenv (then commit requirements.lock).
+# Re-pin every dependency from a fresh virtualenv (then commit requirements.lock). Sorted
+# explicitly, case-insensitively by line, because pip releases differ in freeze's order.
 lock:
 	rm -rf .lock-venv build
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 	.lock-venv/bin/python -m pip install --quiet ".[dev]"
-	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^flowfactory' > requirements.lock
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^flowfactory' | \
+	  .lock-venv/bin/python -c 'import sys; sys.stdout.writelines(sorted(sys.stdin, key=str.lower))' \
+	  > requirements.lock
 	rm -rf .lock-venv build
 
 clean:

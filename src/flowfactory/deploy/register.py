@@ -101,6 +101,8 @@ async def deploy_project(project: Project, settings: Settings, *, prune: bool) -
             schedules=schedules,
             triggers=triggers,  # type: ignore[arg-type]
         )
+        # No `schedules=` here: the list above is sent whole, so an empty one clears a removed
+        # schedule, where Prefect 3.9 keeps the old schedules for an empty `schedules=[]`.
         await deployment.aapply()
         report.deployed.append(spec.name)
     if prune:
@@ -119,7 +121,7 @@ async def _publish_lineage(project: Project, project_name: str) -> None:
     from prefect.artifacts import acreate_markdown_artifact  # noqa: PLC0415 - `render` stays Prefect-free
 
     with warnings.catch_warnings():
-        # Prefect 3.8 warns that artifacts outside a run will go away; the pin keeps them.
+        # Prefect (3.8, 3.9) warns that artifacts outside a run will go away; the pin keeps them.
         warnings.simplefilter("ignore", FutureWarning)
         await acreate_markdown_artifact(
             markdown="# Dataset lineage\n\n```mermaid\n"

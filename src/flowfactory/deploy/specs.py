@@ -21,7 +21,7 @@ __all__ = [
 DEFAULT_WORK_POOL: Final = "flowfactory"
 MANAGED_TAG: Final = "flowfactory"
 DEFAULT_PROJECT: Final = "flowfactory"
-PREFECT_VERSION: Final = "3.8.8"
+PREFECT_VERSION: Final = "3.9.1"
 
 
 class _Spec(BaseModel):
