@@ -47,17 +47,22 @@ def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_in(project, str(FLOWFACTORY), *args)
 
 
+def cli_env(api_url: str, **extra: str) -> dict[str, str]:
+    """This process's environment without FLOWFACTORY_* or PREFECT_* settings, naming ``api_url``
+    (and ``extra``), so that a `flowfactory` subprocess reads only what a test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
+    return {**env, "PREFECT_API_URL": api_url, **extra}
+
+
 def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
 
     PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
     return subprocess.run(
         list(argv),
         cwd=project,
-        env=env,
+        env=cli_env("http://127.0.0.1:9/api"),
         capture_output=True,
         text=True,
         timeout=120,

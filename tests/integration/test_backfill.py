@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
-from tests.helpers import FLOWFACTORY
+from tests.helpers import FLOWFACTORY, cli_env
 from tests.integration.conftest import project_settings
 from tests.integration.test_data_aware import (
     SUM_SQL,
@@ -80,8 +79,7 @@ async def _quiet_reconcile(settings: Settings) -> None:
 
 
 def _backfill(root: Path, settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env["PREFECT_API_URL"] = settings.prefect_api_url
+    env = cli_env(settings.prefect_api_url)
     return subprocess.run(
         [str(FLOWFACTORY), "backfill", *args],
         cwd=root,
@@ -193,8 +191,7 @@ def test_ctrl_c_cancels_the_runs_not_started_and_creates_no_more(
         pl.DataFrame(rows),
         Destination(dataset=f"{p}_orders", partition_by=["month"], key=["id"]),
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env["PREFECT_API_URL"] = settings.prefect_api_url
+    env = cli_env(settings.prefect_api_url)
     backfill = subprocess.Popen(
         [
             *(str(FLOWFACTORY), "backfill", f"{p}_sum"),

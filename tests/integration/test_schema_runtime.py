@@ -4,7 +4,6 @@ emits schema.incompatible, on a real Prefect server."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from tests.helpers import write_project
+from tests.helpers import cli_env, write_project
 
 from flowfactory.config import load_project
 from flowfactory.schema import lock_project
@@ -50,8 +49,7 @@ def _project(tmp_path: Path, name: str) -> Path:
 
 
 def _run(root: Path, name: str, stack: LocalStack) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env.update(PREFECT_API_URL=stack.api_url, FLOWFACTORY_PROJECT_NAME=root.name)
+    env = cli_env(stack.api_url, FLOWFACTORY_PROJECT_NAME=root.name)
     return subprocess.run(
         [FLOWFACTORY, "run", name],
         cwd=root,

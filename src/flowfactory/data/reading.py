@@ -4,12 +4,13 @@ as LazyFrames narrowed to one partition where their columns allow."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import fsspec
 import polars as pl
 from fsspec.implementations.local import LocalFileSystem
 
-from flowfactory.config import FileSource
+from flowfactory.config import CsvOptions, FileSource
 from flowfactory.data.partitions import Partition
 from flowfactory.data.root import DataRoot
 from flowfactory.errors import PipelineRunError
@@ -59,17 +60,27 @@ def _filter_partition(frame: pl.LazyFrame, partition: Partition | None) -> pl.La
     return frame if predicate is None else frame.filter(predicate)
 
 
+class _CsvOptions(TypedDict):
+    separator: str
+    has_header: bool
+    null_values: list[str] | None
+    infer_schema_length: int | None
+
+
+def _csv_options(options: CsvOptions) -> _CsvOptions:
+    """A source's `csv:` section as the keywords polars' scan_csv and read_csv share."""
+    return _CsvOptions(
+        separator=options.separator,
+        has_header=options.has_header,
+        null_values=options.null_values or None,
+        infer_schema_length=options.infer_schema_length,
+    )
+
+
 def _scan_local(path: Path, source: FileSource) -> pl.LazyFrame:
     fmt = source.inferred_format
-    opts = source.csv
     if fmt == "csv":
-        return pl.scan_csv(
-            path,
-            separator=opts.separator,
-            has_header=opts.has_header,
-            null_values=opts.null_values or None,
-            infer_schema_length=opts.infer_schema_length,
-        )
+        return pl.scan_csv(path, **_csv_options(source.csv))
     if fmt == "parquet":
         return pl.scan_parquet(path)
     return pl.scan_ndjson(path)
@@ -78,15 +89,8 @@ def _scan_local(path: Path, source: FileSource) -> pl.LazyFrame:
 def _read_remote(fs: fsspec.AbstractFileSystem, path: str, source: FileSource) -> pl.LazyFrame:
     data = fs.cat_file(path)
     fmt = source.inferred_format
-    opts = source.csv
     if fmt == "csv":
-        return pl.read_csv(
-            data,
-            separator=opts.separator,
-            has_header=opts.has_header,
-            null_values=opts.null_values or None,
-            infer_schema_length=opts.infer_schema_length,
-        ).lazy()
+        return pl.read_csv(data, **_csv_options(source.csv)).lazy()
     if fmt == "parquet":
         return pl.read_parquet(data).lazy()
     return pl.read_ndjson(data).lazy()

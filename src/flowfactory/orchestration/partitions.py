@@ -106,7 +106,9 @@ def report_materializations(
     pipeline: PipelineFile, written: list[WrittenPartition], root: DataRoot, flow_run: str
 ) -> None:
     """Report each partition written as a materialization of the dataset's asset."""
-    if not written:
+    dataset = pipeline.config.destination.dataset
+    asset = _asset(dataset_uri(root, dataset), dataset) if written else None
+    if asset is None:
         return
     upstream = [
         found
@@ -114,9 +116,6 @@ def report_materializations(
         if (found := _asset(source_uri(source, root))) is not None
     ]
     for part in written:
-        asset = _asset(dataset_uri(root, part.dataset), part.dataset)
-        if asset is None:
-            continue
         payload = {
             "dataset": part.dataset,
             "partition": str(part.partition) if part.partition else "",

@@ -3,14 +3,13 @@ completes, through the warm executor, and Ctrl-C stops the worker and everything
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 from prefect.deployments import run_deployment
-from tests.helpers import FLOWFACTORY
+from tests.helpers import FLOWFACTORY, cli_env
 from tests.integration.conftest import project_settings
 from tests.integration.test_data_aware import _deploy, _prefix, _wait_for_runs, _write
 
@@ -38,8 +37,7 @@ work_pool: {pool}
     settings = project_settings(root, stack)
     _deploy(settings)
     state = tmp_path / "worker-state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWFACTORY_", "PREFECT_"))}
-    env.update(PREFECT_API_URL=stack.api_url, FLOWFACTORY_STATE_DIR=str(state))
+    env = cli_env(stack.api_url, FLOWFACTORY_STATE_DIR=str(state))
     worker = subprocess.Popen(
         [str(FLOWFACTORY), "worker", "--pool", pool],
         cwd=root,
