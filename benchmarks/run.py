@@ -1,7 +1,7 @@
 """Run the benchmarks, print one table of figures and ratios, write results/latest.json.
 
 Usage: .venv/bin/python benchmarks/run.py
-       [--only load|run|events|mechanisms|schema|diff|breaker]
+       [--only load|run|events|mechanisms|schema|diff|breaker|embedded] [--embedded-months M]
        [--load-repeats N] [--run-repeats K] [--schema-repeats S]
        [--diff-rows 1000000 10000000] [--diff-no-peers]
 """
@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import bench_breaker
 import bench_diff
+import bench_embedded
 import bench_events
 import bench_load
 import bench_mechanisms
@@ -304,6 +305,50 @@ def _diff_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _embedded_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    locks, check = result["locks"], result["summary_check"]
+    during = f"{result['calls_during_replay']}/{result['calls']} calls during the replay"
+    rows: list[tuple[str, ...]] = [
+        (
+            "embedded",
+            f"replay of {result['months']} months: 'database is locked'",
+            f"{locks['tracebacks']} tracebacks",
+            f"{locks['lines']} lines",
+            f"{result['replay_seconds']:.0f} s replay",
+            during,
+            f"0 tracebacks: {'met' if locks['tracebacks'] == 0 else 'MISSED'}",
+        ),
+        ("embedded", "flowfactory deploy", "", _s(result["deploy_seconds"]), "", "", ""),
+    ]
+    for run in result["runs"]:
+        own = run["own_seconds"]
+        rows.append(
+            (
+                "embedded",
+                f"flowfactory run {run['pipeline']} (exit {run['exit']})",
+                "",
+                _s(run["seconds"]),
+                f"own work {own:.2f} s" if own is not None else "own work ?",
+                f"+{run['seconds'] - own:.1f} s" if own is not None else "",
+                "",
+            )
+        )
+    reported = ", ".join(check["reported_problems"]) or "none"
+    really = ", ".join(check["really_not_completed"]) or "none"
+    rows.append(
+        (
+            "embedded",
+            "replay summary",
+            "",
+            "",
+            f"reported: {reported}",
+            f"not completed: {really}",
+            f"right: {'met' if check['right'] else 'MISSED'}",
+        )
+    )
+    return rows
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
 
@@ -357,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--only",
-        choices=["load", "run", "events", "mechanisms", "schema", "diff", "breaker"],
+        choices=["load", "run", "events", "mechanisms", "schema", "diff", "breaker", "embedded"],
         help="run one benchmark only",
     )
     parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
@@ -372,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         help="table sizes for bench_diff",
     )
     parser.add_argument("--diff-no-peers", action="store_true", help="bench_diff: flowfactory only")
+    parser.add_argument(
+        "--embedded-months", type=int, default=12, help="months bench_embedded replays (>= 3)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
 
@@ -402,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "breaker"):
         results["breaker"] = bench_breaker.run()
         rows += _breaker_rows(results["breaker"])
+    if args.only in (None, "embedded"):
+        results["embedded"] = bench_embedded.run(months=args.embedded_months)
+        rows += _embedded_rows(results["embedded"])
     results["environment"] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),

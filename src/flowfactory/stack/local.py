@@ -32,9 +32,21 @@ from flowfactory.orchestration import api_is_healthy
 from flowfactory.settings import Settings
 from flowfactory.stack.warm import SOCKET_ENV, launcher_command
 
-__all__ = ["LocalStack", "port_is_free"]
+SQLITE_SERVER: Final = "flowfactory.stack.sqlite_server"
+
+__all__ = ["SQLITE_SERVER", "LocalStack", "port_is_free"]
 
 _PREFECT: Final = str(Path(sys.executable).with_name("prefect"))
+# The server's writers, batched so that fewer transactions queue for SQLite's one write lock
+# (see flowfactory.stack.sqlite_server): task-run events are recorded 50 at a time (Prefect's
+# default is one per transaction), events persisted 200 at a time, both at least once a second
+# or five. A lock error that still happens is logged, never hidden.
+_SQLITE_SERVER_ENV: Final = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",
+}
 _MAX_UNIX_SOCKET_PATH: Final = 100  # sun_path holds 108 bytes on Linux
 
 
@@ -93,6 +105,7 @@ class LocalStack:
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{state / 'prefect.db'}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_CLI_PROMPT": "false",
+            **_SQLITE_SERVER_ENV,
             # Flow runs find their project through the deployment's working directory, so one
             # worker serves any number of projects; only the API address is pinned here.
             "FLOWFACTORY_PREFECT_API_URL": self.api_url,
@@ -125,9 +138,11 @@ class LocalStack:
                 "Stop it, or pick another port with "
                 f"FLOWFACTORY_PREFECT_API_URL=http://{host}:{port + 1}/api"
             )
+        # `prefect server start`, with write transactions that wait for the lock instead of
+        # failing on it (see flowfactory.stack.sqlite_server).
         server = self._spawn(
             "server",
-            [_PREFECT, "server", "start", "--host", host, "--port", str(port)],
+            [sys.executable, "-m", SQLITE_SERVER, "--host", host, "--port", str(port)],
             self.env(),
         )
         deadline = time.monotonic() + timeout
