@@ -236,6 +236,11 @@ class HttpEndpoint(Model):
         default=None,
         description="Dotted key of the list of records in the JSON (left out: the JSON is it).",
     )
+    max_size: ByteSize = Field(
+        default=ByteSize(64 * 1024 * 1024),
+        gt=0,
+        description="The largest answer read; a larger one fails the run, naming the endpoint.",
+    )
 
 
 class HttpSource(Model):

@@ -29,6 +29,7 @@ from polars.io.partition import FileProviderArgs
 from flowfactory.config import Destination
 from flowfactory.data.manifest import Manifest, ManifestFile
 from flowfactory.data.partitions import Partition
+from flowfactory.data.reading import SourceFiles, explain_failure
 from flowfactory.data.root import DataRoot
 from flowfactory.errors import WriteError
 
@@ -159,11 +160,14 @@ def stage_output(
     *,
     not_null: Sequence[str] = (),
     unique_key: Sequence[str] = (),
+    sources: Sequence[SourceFiles] = (),
 ) -> StagedOutput:
     """Run ``plan`` into a new staging folder and measure what it wrote there.
 
     ``not_null`` columns get their nulls counted, and ``unique_key`` its duplicates, by the
-    same aggregation that computes each partition's content hash.
+    same aggregation that computes each partition's content hash. When the plan fails while
+    it streams, each of the ``sources`` files is read alone to name the one whose data broke
+    it; nothing is left in staging either way.
     """
     schema = plan.collect_schema()
     _missing_columns(schema, destination)
@@ -192,6 +196,12 @@ def stage_output(
         staged = _measure(
             folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
         )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        explained = explain_failure(sources, exc)
+        if explained is None:
+            raise
+        raise explained from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -38,7 +38,6 @@ from flowfactory.data import (
     apply_transform,
     commit_output,
     discard_staged,
-    explain_failure,
     open_source,
     plan_schema,
     stage_output,
@@ -127,20 +126,15 @@ def write(
     with ExitStack() as guards:
         for guard in _remote_breakers(pipeline):
             guards.enter_context(guard.guard(ignore=PipelineRunError))
-        try:
-            return stage_output(
-                root,
-                plan,
-                pipeline.config.destination,
-                partition,
-                not_null=not_null,
-                unique_key=unique_key,
-            )
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            explained = explain_failure([s.files for s in scans.values() if s.files], exc)
-            if explained is None:
-                raise
-            raise explained from exc
+        return stage_output(
+            root,
+            plan,
+            pipeline.config.destination,
+            partition,
+            not_null=not_null,
+            unique_key=unique_key,
+            sources=[scan.files for scan in scans.values() if scan.files is not None],
+        )
 
 
 def _remote_breakers(pipeline: PipelineFile) -> list[Breaker]:
