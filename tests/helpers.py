@@ -10,7 +10,10 @@ import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
+import polars as pl
+
 from flowfactory.config import Project, load_project
+from flowfactory.data import MANIFEST_FILE, DataRoot
 from flowfactory.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,3 +71,21 @@ def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def partition_files(data_dir: Path, dataset: str, partition: str = "") -> list[Path]:
+    """The live files of one partition of a local dataset ([] when it has none)."""
+    live = DataRoot(str(data_dir)).partition_files(dataset, partition)
+    return [Path(f) for f in live.files] if live is not None else []
+
+
+def read_partition(data_dir: Path, dataset: str, partition: str = "") -> pl.DataFrame:
+    """The rows of one partition of a local dataset, as its manifest lists its files."""
+    files = partition_files(data_dir, dataset, partition)
+    assert files, f"{dataset} has no partition {partition or '(whole dataset)'} under {data_dir}"
+    return pl.read_parquet(files)
+
+
+def manifest_of(data_dir: Path, dataset: str, partition: str = "") -> Path:
+    """The manifest file of one partition (its mtime moves only when the partition does)."""
+    return Path(DataRoot(str(data_dir)).partition_dir(dataset, partition)) / MANIFEST_FILE

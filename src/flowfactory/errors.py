@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "BadDataError",
     "CanaryError",
     "CircuitOpenError",
     "ConfigError",
@@ -102,6 +103,11 @@ class WriteError(FlowfactoryError, OSError):
 
 class PipelineRunError(FlowfactoryError, RuntimeError):
     """Raised when a pipeline run fails for a reason other than its config."""
+
+
+class BadDataError(PipelineRunError, ValueError):
+    """Raised when input data cannot be read as the pipeline expects; the message names the
+    file (or the API) and what is wrong with it. Nothing is written."""
 
 
 class StackError(FlowfactoryError, RuntimeError):

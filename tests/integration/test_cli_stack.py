@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pytest
-from tests.helpers import REPO, free_port, write_project
+from tests.helpers import REPO, free_port, read_partition, write_project
 
 from flowfactory.stack import LocalStack, port_is_free
 
@@ -78,7 +77,7 @@ def test_run_executes_one_pipeline_now(tmp_path: Path, stack: LocalStack) -> Non
     result = _cli(["run", "cli_clicks"], root, env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cli_clicks: Completed" in result.stdout
-    assert pl.read_parquet(root / "data/clicks/part-0.parquet")["id"].to_list() == [1, 2]
+    assert read_partition(root / "data", "clicks")["id"].to_list() == [1, 2]
 
 
 def test_run_reports_a_transform_mistake_without_traceback(
@@ -175,9 +174,9 @@ def test_demo_runs_the_scenario_and_exits_zero(tmp_path: Path) -> None:
     assert "demo scenario held" in result.stdout
     for name in DEMO_PIPELINES:
         assert f"{name} " in result.stdout
-    flights = pl.read_parquet(tmp_path / "data/flights/year=2013/month=1/part-0.parquet")
+    flights = read_partition(tmp_path / "data", "flights", "year=2013/month=1")
     assert flights.height == 27004
-    stats = pl.read_parquet(tmp_path / "data/airport_stats/year=2013/month=1/part-0.parquet")
+    stats = read_partition(tmp_path / "data", "airport_stats", "year=2013/month=1")
     assert sorted(stats["origin"].to_list()) == ["EWR", "JFK", "LGA"]
-    info = pl.read_parquet(tmp_path / "data/airport_info/part-0.parquet")
+    info = read_partition(tmp_path / "data", "airport_info")
     assert sorted(info["faa"].to_list()) == ["EWR", "JFK", "LGA"]  # names from the HTTP API

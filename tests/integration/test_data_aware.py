@@ -32,7 +32,7 @@ from prefect.deployments import run_deployment
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.worker import EventsWorker
-from tests.helpers import free_port, write_project
+from tests.helpers import free_port, manifest_of, partition_files, read_partition, write_project
 from tests.integration.conftest import project_settings
 
 from flowfactory.config import Destination, Project, load_project
@@ -255,7 +255,7 @@ def test_producer_run_starts_the_consumer_for_its_partition(
     assert run.parameters["name"] == f"{p}_sum"
     assert run.parameters["partition"] == MONTH_1
     assert run.parameters["state"]
-    sums = pl.read_parquet(root / f"data/{p}_sums/month=1/part-0.parquet")
+    sums = read_partition(root / "data", f"{p}_sums", "month=1")
     assert sums.to_dicts() == [{"month": 1, "orders": 2, "total": 15}]
     assert not (root / f"data/{p}_sums/month=2").exists()
 
@@ -291,7 +291,7 @@ def test_all_inputs_start_one_run_once_both_landed(
     assert len(runs) == 1, _by_state(runs)
     assert [r.state.name for r in runs if r.state] == ["Completed"]
     assert runs[0].parameters["partition"] == MONTH_1
-    joined = pl.read_parquet(root / f"data/{p}_joined/month=1/part-0.parquet")
+    joined = read_partition(root / "data", f"{p}_joined", "month=1")
     assert joined.sort("id")["note"].to_list() == ["x", "y"]
 
 
@@ -319,10 +319,10 @@ def test_duplicate_announcements_and_identical_rerun_start_nothing_more(
     _drain()
     assert announced == [[f"{p}_sum"], [f"{p}_sum"]]
     _wait_for_runs(f"pipeline/{p}_sum", 1)
-    written = (root / f"data/{p}_orders/month=1/part-0.parquet").stat().st_mtime_ns
+    written = manifest_of(root / "data", f"{p}_orders", "month=1").stat().st_mtime_ns
 
     second = _run_producer(f"{p}_load")
-    assert (root / f"data/{p}_orders/month=1/part-0.parquet").stat().st_mtime_ns == written
+    assert manifest_of(root / "data", f"{p}_orders", "month=1").stat().st_mtime_ns == written
 
     runs = _settled_runs(f"pipeline/{p}_sum", 1)
     by_state = _by_state(runs)
@@ -393,7 +393,7 @@ def test_update_lost_while_the_server_is_down_is_reconciled(
     assert len(runs) == 1, _by_state(runs)
     assert [r.state.name for r in runs if r.state] == ["Completed"]
     assert runs[0].parameters["partition"] == MONTH_1
-    assert (root / f"data/{p}_joined/month=1/part-0.parquet").exists()
+    assert partition_files(root / "data", f"{p}_joined", "month=1")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,9 +453,9 @@ trigger: {{on: [{p}_ext]}}
         ("month=1", "Completed"),
         ("month=2", "Completed"),
     ]
-    clean = pl.read_parquet(root / f"data/{p}_clean/month=1/part-0.parquet")
+    clean = read_partition(root / "data", f"{p}_clean", "month=1")
     assert clean["id"].to_list() == [1, 2]
-    assert pl.read_parquet(root / f"data/{p}_clean/month=2/part-0.parquet")["id"].to_list() == [3]
+    assert read_partition(root / "data", f"{p}_clean", "month=2")["id"].to_list() == [3]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -505,7 +505,7 @@ trigger: {{on: [{p}_raw]}}
         if r.parameters.get("dataset") == f"{p}_raw"
     ]
     assert [r.parameters.get("partition") for r in routed] == [MONTH_1]
-    assert pl.read_parquet(root / f"data/{p}_copied/month=1/part-0.parquet").height == 2
+    assert read_partition(root / "data", f"{p}_copied", "month=1").height == 2
 
 
 # ------------------------------------------------------------------------------------------------

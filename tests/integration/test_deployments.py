@@ -9,7 +9,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import polars as pl
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -17,7 +16,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.objects import Deployment, FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
-from tests.helpers import write_project
+from tests.helpers import read_partition, write_project
 from tests.integration.conftest import project_settings
 
 from flowfactory.config import load_project
@@ -130,10 +129,10 @@ def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -
     # The local stack's pool starts runs through the warm executor's launcher.
     assert asyncio.run(_pool_command("flowfactory")) == launcher_command()
 
-    orders = pl.read_parquet(root / "data/orders/month=1/part-0.parquet")
+    orders = read_partition(root / "data", "orders", "month=1")
     assert orders["id"].to_list() == [1, 2, 3]
     assert not (root / "data/orders/month=2").exists()
-    totals = pl.read_parquet(root / "data/totals/month=1/part-0.parquet")
+    totals = read_partition(root / "data", "totals", "month=1")
     assert dict(zip(totals["customer"], totals["total"], strict=True)) == {"ann": 11.5, "bob": 4.5}
 
     markdown = asyncio.run(_latest_artifact_markdown(f"{prefix}-orders-summary".replace("_", "-")))

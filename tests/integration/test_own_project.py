@@ -201,10 +201,11 @@ def test_init_validate_deploy_run_in_a_fresh_folder(
     assert "deployed" in _run([flowfactory, "deploy"], project, server)
     assert f"{EXAMPLE}: Completed" in _run([flowfactory, "run", EXAMPLE], project, server)
     output = project / "data" / EXAMPLE
-    assert {p.relative_to(output).as_posix() for p in output.rglob("*.parquet")} == {
-        "year=2024/month=1/part-0.parquet",
-        "year=2024/month=2/part-0.parquet",
+    assert {p.parent.relative_to(output).as_posix() for p in output.rglob("*.parquet")} == {
+        "year=2024/month=1",
+        "year=2024/month=2",
     }
+    assert (output / "year=2024/month=2/_manifest.json").is_file()
     # Prefect's own deploy of the rendered prefect.yaml, then a run through a process worker.
     _run([str(venv_bin / "prefect"), "deploy", "--all", "--no-prompt"], project, server)
     (output / "year=2024").rename(tmp_path / "first-run")
@@ -232,7 +233,7 @@ def test_init_validate_deploy_run_in_a_fresh_folder(
             server,
         )
         assert "Completed" in ran, ran
-        assert (output / "year=2024/month=1/part-0.parquet").is_file()
+        assert (output / "year=2024/month=1/_manifest.json").is_file()
         print(f"init to worker run: {time.monotonic() - started:.1f} s")
         _backfill_wakes_the_consumer(project, flowfactory, server)
     finally:

@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from tests.helpers import cli_env, write_project
+from tests.helpers import cli_env, read_partition, write_project
 
 from flowfactory.config import load_project
 from flowfactory.schema import lock_project
@@ -118,5 +117,5 @@ def test_run_within_its_contract_writes(tmp_path: Path, stack: LocalStack) -> No
     root = _project(tmp_path, name)
     result = _run(root, name, stack)
     assert result.returncode == 0, result.stdout + result.stderr
-    written = pl.read_parquet(root / "data" / name / "part-0.parquet")
+    written = read_partition(root / "data", name)
     assert written["id"].to_list() == [1, 2]

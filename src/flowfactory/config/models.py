@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import (
     BaseModel,
+    ByteSize,
     Discriminator,
     Field,
     Tag,
@@ -235,6 +236,11 @@ class HttpEndpoint(Model):
         default=None,
         description="Dotted key of the list of records in the JSON (left out: the JSON is it).",
     )
+    max_size: ByteSize = Field(
+        default=ByteSize(64 * 1024 * 1024),
+        gt=0,
+        description="The largest answer read; a larger one fails the run, naming the endpoint.",
+    )
 
 
 class HttpSource(Model):
@@ -351,11 +357,18 @@ class Destination(Model):
         default_factory=list, description="Columns whose values name each partition folder."
     )
     key: Annotated[list[ColumnName], listed_once("column")] = Field(
-        default_factory=list, description="Columns that identify a row; output is sorted by them."
+        default_factory=list,
+        description="Columns that identify a row; each partition is sorted by them "
+        "(without a key, rows keep the order the transform gives them).",
     )
     announce: Literal["changed", "always"] = Field(
         default="changed",
-        description="Emit dataset.updated for partitions whose bytes changed, or for every write.",
+        description="Emit dataset.updated for partitions whose rows changed, or for every write.",
+    )
+    max_file_size: ByteSize = Field(
+        default=ByteSize(512 * 1024 * 1024),
+        gt=0,
+        description="A partition larger than this (in memory) is written as several files.",
     )
 
 

@@ -6,6 +6,7 @@ import importlib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import polars as pl
 
@@ -18,7 +19,14 @@ from flowfactory.config import (
     SqlTransform,
 )
 from flowfactory.data.partitions import Partition
-from flowfactory.data.reading import read_dataset, read_files
+from flowfactory.data.reading import (
+    ExpectedColumns,
+    SourceFiles,
+    dataset_files,
+    read_dataset,
+    read_files,
+    source_files,
+)
 from flowfactory.data.root import DataRoot
 from flowfactory.data.writing import WrittenPartition
 from flowfactory.errors import ConfigError, PipelineRunError
@@ -27,15 +35,20 @@ from flowfactory.settings import Settings
 __all__ = [
     "HttpReader",
     "RunSummary",
+    "SourceScan",
     "TransformFn",
     "apply_transform",
     "check_plan",
     "check_run_partition",
+    "open_source",
+    "plan_schema",
     "read_source",
     "resolve_transform",
 ]
 
 TransformFn = Callable[..., pl.LazyFrame | pl.DataFrame]
+# Text sources are counted for the run summary only up to this size: counting is a full read.
+_COUNTED_TEXT_BYTES: Final = 64 * 1024 * 1024
 # Reads an `http:` source; supplied by the orchestration layer, which owns the API's block.
 HttpReader = Callable[[HttpSource], pl.DataFrame]
 
@@ -74,6 +87,7 @@ def read_source(
     partition: Partition | None,
     *,
     read_http: HttpReader | None = None,
+    expected: ExpectedColumns | None = None,
 ) -> pl.LazyFrame:
     """A source as a LazyFrame, narrowed to ``partition`` when its columns allow."""
     if isinstance(source, DatasetSource):
@@ -84,7 +98,52 @@ def read_source(
                 f"{source.http.block}{source.http.path}: an HTTP source is read inside a run"
             )
         return read_http(source).lazy()
-    return read_files(root, source, partition)
+    return read_files(root, source, partition, expected)
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """A source opened for a run: its lazy scan, and its size as far as it is known unread."""
+
+    frame: pl.LazyFrame
+    files: SourceFiles | None  # None for an HTTP answer, already in memory
+    rows: int | None
+    bytes: int | None
+
+
+def open_source(
+    source: DatasetSource | FileSource | HttpSource,
+    root: DataRoot,
+    partition: Partition | None,
+    *,
+    read_http: HttpReader | None = None,
+    expected: ExpectedColumns | None = None,
+) -> SourceScan:
+    """A source as a scan with its files, rows and bytes; reads no data but footers and headers.
+
+    Rows come from Parquet footers, and from counting text files only while they are small.
+    """
+    if isinstance(source, HttpSource):
+        answer = read_source(source, root, partition, read_http=read_http)
+        return SourceScan(answer, None, answer.select(pl.len()).collect().item(), None)
+    frame = read_source(source, root, partition, expected=expected)
+    if isinstance(source, DatasetSource):
+        files = dataset_files(root, source.dataset, partition)
+    else:
+        files = source_files(root, source, expected)
+    rows: int | None = None
+    if files.format == "parquet" or files.bytes <= _COUNTED_TEXT_BYTES:
+        rows = frame.select(pl.len()).collect().item()
+    return SourceScan(frame, files, rows, files.bytes)
+
+
+def plan_schema(pipeline: PipelineFile, plan: pl.LazyFrame) -> pl.Schema:
+    """The output schema of a transform's plan, resolved without running it; a transform that
+    cannot run on its sources' columns is a config error at the transform."""
+    try:
+        return plan.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise _transform_error(pipeline, exc) from exc
 
 
 def apply_transform(
@@ -142,10 +201,7 @@ def check_plan(
         table: read_source(source, root, partition)
         for table, source in pipeline.config.inputs.items()
     }
-    try:
-        return apply_transform(pipeline, frames, function).collect_schema()
-    except pl.exceptions.PolarsError as exc:
-        raise _transform_error(pipeline, exc) from exc
+    return plan_schema(pipeline, apply_transform(pipeline, frames, function))
 
 
 def check_run_partition(pipeline: PipelineFile, root: DataRoot, partition: Partition) -> None:
@@ -178,7 +234,8 @@ class RunSummary:
 
     pipeline: str
     partition: Partition | None
-    rows_in: dict[str, int] = field(default_factory=dict)
+    rows_in: dict[str, int | None] = field(default_factory=dict)
+    bytes_in: dict[str, int | None] = field(default_factory=dict)
     written: list[WrittenPartition] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -186,6 +243,12 @@ class RunSummary:
     def rows_out(self) -> int:
         """Rows written across partitions."""
         return sum(w.rows for w in self.written)
+
+    @property
+    def total_rows_in(self) -> int | None:
+        """Rows read across sources; None when a source's rows were not counted."""
+        counts = list(self.rows_in.values())
+        return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
 
     def markdown(self) -> str:
         """The run summary as the markdown shown in the Prefect UI."""
@@ -195,24 +258,32 @@ class RunSummary:
             "",
             "| measure | value |",
             "|---|---|",
-            f"| rows in | {sum(self.rows_in.values()):,} |",
+            f"| rows in | {_count(self.total_rows_in)} |",
             f"| rows out | {self.rows_out:,} |",
+            f"| bytes written | {sum(w.bytes for w in self.written if w.changed):,} |",
             (
                 f"| partitions written | {sum(w.changed for w in self.written)} "
                 f"(unchanged {sum(not w.changed for w in self.written)}) |"
             ),
             f"| duration | {self.seconds:.2f} s |",
             "",
-            "| source | rows |",
-            "|---|---|",
-            *(f"| {name} | {rows:,} |" for name, rows in self.rows_in.items()),
+            "| source | rows | bytes |",
+            "|---|---|---|",
+            *(
+                f"| {name} | {_count(rows)} | {_count(self.bytes_in.get(name))} |"
+                for name, rows in self.rows_in.items()
+            ),
             "",
-            "| partition | rows | bytes | changed | sha256 |",
-            "|---|---|---|---|---|",
+            "| partition | rows | bytes | files | changed | content hash |",
+            "|---|---|---|---|---|---|",
             *(
                 f"| {w.partition or '(whole dataset)'} | {w.rows:,} | {w.bytes:,} | "
-                f"{'yes' if w.changed else 'no'} | `{w.content_hash[:12]}` |"
+                f"{len(w.files)} | {'yes' if w.changed else 'no'} | `{w.content_hash[:12]}` |"
                 for w in self.written
             ),
         ]
         return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"

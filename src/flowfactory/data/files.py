@@ -1,14 +1,16 @@
-"""Local files written whole or not at all (shared by datasets and contracts)."""
+"""Local files written whole or not at all (shared by datasets and contracts), and the
+leftovers of killed writers."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Final
 
-__all__ = ["write_local_atomic"]
+__all__ = ["remove_stale", "write_local_atomic"]
 
 _STALE_TMP_SECONDS: Final = 600
 
@@ -32,6 +34,19 @@ def write_local_atomic(final: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale(folder: Path) -> None:
+    """Remove the subfolders of ``folder`` that killed writers left (old enough to be dead)."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    for leftover in folder.iterdir():
+        try:
+            if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except FileNotFoundError:
+            continue
 
 
 def _remove_stale_temporaries(final: Path) -> None:

@@ -1,56 +1,133 @@
 """Reading: a dataset's Parquet files, or the CSV, Parquet or NDJSON files a file source names,
-as LazyFrames narrowed to one partition where their columns allow."""
+as lazy scans narrowed to one partition where their columns allow.
+
+Scans are polars' own, for local paths and the object stores polars reaches itself (with
+storage options taken from the root's fsspec settings); fsspec serves only the stores polars
+cannot read. Nothing is read here but what a plan needs to know its schema: each file's footer
+or header, checked against the source's input contract when it has one, so that a landed file
+that changed shape, an empty file or a truncated Parquet file fails naming the file before any
+data moves. ``explain_failure`` names the file behind an error raised later, while the data
+streams.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypedDict
 
 import fsspec
 import polars as pl
-from fsspec.implementations.local import LocalFileSystem
 
 from flowfactory.config import CsvOptions, FileSource
 from flowfactory.data.partitions import Partition
-from flowfactory.data.root import DataRoot
-from flowfactory.errors import PipelineRunError
+from flowfactory.data.root import DataRoot, polars_location, polars_storage_options
+from flowfactory.errors import BadDataError, PipelineRunError
 
-__all__ = ["read_dataset", "read_files"]
+__all__ = [
+    "ExpectedColumns",
+    "SourceFiles",
+    "dataset_files",
+    "explain_failure",
+    "read_dataset",
+    "read_files",
+    "source_files",
+]
 
 
-def read_dataset(root: DataRoot, dataset: str, partition: Partition | None = None) -> pl.LazyFrame:
-    """A dataset (or one partition of it) as a LazyFrame."""
-    files = root.dataset_files(dataset, partition)
-    if not files:
+@dataclass(frozen=True)
+class ExpectedColumns:
+    """The columns a source's files must have: its locked input contract."""
+
+    schema: pl.Schema
+    contract: str  # where the contract is written, for messages
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    """The files a scan reads, and how to read each of them alone."""
+
+    fs: fsspec.AbstractFileSystem
+    paths: tuple[str, ...]
+    bytes: int
+    format: str
+    csv: CsvOptions | None = None
+    expected: ExpectedColumns | None = None
+
+
+def dataset_files(root: DataRoot, dataset: str, partition: Partition | None = None) -> SourceFiles:
+    """The live files of a dataset (of one partition when it is laid out so), from manifests."""
+    exact = root.partition_files(dataset, partition) if partition is not None else None
+    parts = [exact] if exact is not None else list(root.dataset_partitions(dataset).values())
+    paths = tuple(f for p in parts for f in p.files)
+    if not paths:
         raise PipelineRunError(
             f"dataset {dataset!r} has no data under {root.dataset_dir(dataset)} yet "
             "(has the pipeline that produces it run?)"
         )
-    frame = _scan_parquet(root, files)
-    return _filter_partition(frame, partition)
+    return SourceFiles(root.fs, paths, sum(p.bytes for p in parts), "parquet")
+
+
+def read_dataset(root: DataRoot, dataset: str, partition: Partition | None = None) -> pl.LazyFrame:
+    """A dataset (or one partition of it) as a lazy scan."""
+    files = dataset_files(root, dataset, partition)
+    return _filter_partition(_scan_all(files, [None] * len(files.paths)), partition)
 
 
 def read_files(
-    root: DataRoot, source: FileSource, partition: Partition | None = None
+    root: DataRoot,
+    source: FileSource,
+    partition: Partition | None = None,
+    expected: ExpectedColumns | None = None,
 ) -> pl.LazyFrame:
-    """The files a file source names, concatenated, filtered to ``partition`` if given."""
-    fs, files = root.source_files(source)
-    if not files:
+    """The files a file source names, as one scan, filtered to ``partition`` if given."""
+    files = source_files(root, source, expected)
+    schemas = [_file_schema(files, path) for path in files.paths]
+    if expected is not None:
+        for path, schema in zip(files.paths, schemas, strict=True):
+            _check_expected(path, schema, expected, files.format)
+    return _filter_partition(_scan_all(files, schemas), partition)
+
+
+def source_files(
+    root: DataRoot, source: FileSource, expected: ExpectedColumns | None = None
+) -> SourceFiles:
+    """The files a file source names now; an empty file is bad data, named."""
+    fs, paths = root.source_files(source)
+    if not paths:
         where = source.path if source.is_url else f"{source.path} under {root.url}"
         raise PipelineRunError(f"no files match {where}")
-    if isinstance(fs, LocalFileSystem):
-        frames = [_scan_local(Path(f), source) for f in files]
-    else:
-        frames = [_read_remote(fs, f, source) for f in files]
-    frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-    return _filter_partition(frame, partition)
+    total = 0
+    for path in paths:
+        size = int(fs.info(path).get("size") or 0)
+        if size == 0:
+            raise BadDataError(f"{path}: the file is empty")
+        total += size
+    return SourceFiles(
+        fs, tuple(paths), total, source.inferred_format or "csv", source.csv, expected=expected
+    )
 
 
-def _scan_parquet(root: DataRoot, files: list[str]) -> pl.LazyFrame:
-    if root.is_local:
-        return pl.scan_parquet(files, hive_partitioning=False)
-    frames = [pl.read_parquet(root.fs.cat_file(f)).lazy() for f in files]
-    return pl.concat(frames, how="vertical_relaxed")
+def explain_failure(sources: Iterable[SourceFiles], error: BaseException) -> BadDataError | None:
+    """The file whose data caused ``error`` (raised while a plan ran), read alone to find it.
+
+    None when every file reads on its own: the error is not the data's.
+    """
+    for files in sources:
+        for path in files.paths:
+            try:
+                frame = _scan_one(files, path, _overrides(files, None))
+                frame.select(pl.all().null_count()).collect(engine="streaming")
+            except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+                explained = BadDataError(f"{path}: {_first_line(exc)}")
+                explained.__cause__ = error
+                return explained
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _filter_partition(frame: pl.LazyFrame, partition: Partition | None) -> pl.LazyFrame:
@@ -68,7 +145,7 @@ class _CsvOptions(TypedDict):
 
 
 def _csv_options(options: CsvOptions) -> _CsvOptions:
-    """A source's `csv:` section as the keywords polars' scan_csv and read_csv share."""
+    """A source's `csv:` section as the keywords polars' CSV scan takes."""
     return _CsvOptions(
         separator=options.separator,
         has_header=options.has_header,
@@ -77,20 +154,71 @@ def _csv_options(options: CsvOptions) -> _CsvOptions:
     )
 
 
-def _scan_local(path: Path, source: FileSource) -> pl.LazyFrame:
-    fmt = source.inferred_format
-    if fmt == "csv":
-        return pl.scan_csv(path, **_csv_options(source.csv))
-    if fmt == "parquet":
-        return pl.scan_parquet(path)
-    return pl.scan_ndjson(path)
+def _overrides(files: SourceFiles, schema: pl.Schema | None) -> Mapping[str, pl.DataType] | None:
+    """A CSV's dtypes from its contract, for the columns the file has: a value that does not
+    parse as its contract's dtype is then an error, not a silently different column."""
+    if files.expected is None or files.format != "csv":
+        return None
+    names = set(schema.names()) if schema is not None else set(files.expected.schema.names())
+    return {c: t for c, t in files.expected.schema.items() if c in names}
 
 
-def _read_remote(fs: fsspec.AbstractFileSystem, path: str, source: FileSource) -> pl.LazyFrame:
-    data = fs.cat_file(path)
-    fmt = source.inferred_format
-    if fmt == "csv":
-        return pl.read_csv(data, **_csv_options(source.csv)).lazy()
-    if fmt == "parquet":
-        return pl.read_parquet(data).lazy()
-    return pl.read_ndjson(data).lazy()
+def _scan_one(
+    files: SourceFiles, path: str, overrides: Mapping[str, pl.DataType] | None
+) -> pl.LazyFrame:
+    location = polars_location(files.fs, path)
+    options = polars_storage_options(files.fs)
+    target: str | fsspec.core.OpenFile = location or files.fs.open(path, "rb")
+    if files.format == "parquet":
+        return pl.scan_parquet(target, storage_options=options, hive_partitioning=False)
+    if files.format == "csv":
+        csv = _csv_options(files.csv or CsvOptions())
+        return pl.scan_csv(target, storage_options=options, schema_overrides=overrides, **csv)
+    return pl.scan_ndjson(target, storage_options=options)
+
+
+def _file_schema(files: SourceFiles, path: str) -> pl.Schema:
+    """A file's columns from its footer or header; a file that has none is bad data, named."""
+    try:
+        return _scan_one(files, path, None).collect_schema()
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise BadDataError(f"{path}: cannot read it as {files.format}: {_first_line(exc)}") from exc
+
+
+def _check_expected(path: str, schema: pl.Schema, expected: ExpectedColumns, fmt: str) -> None:
+    missing = [c for c in expected.schema.names() if c not in schema]
+    # CSV and NDJSON carry no dtypes of their own: their values are parsed as the contract says.
+    retyped = (
+        [
+            f"{c} is {schema[c]}, the contract says {t}"
+            for c, t in expected.schema.items()
+            if c in schema and schema[c] != t
+        ]
+        if fmt == "parquet"
+        else []
+    )
+    if missing or retyped:
+        what = "; ".join(
+            [*([f"missing column(s) {', '.join(missing)}"] if missing else []), *retyped]
+        )
+        raise BadDataError(
+            f"{path}: its columns no longer match the input contract {expected.contract}: {what}"
+        )
+
+
+def _scan_all(files: SourceFiles, schemas: Sequence[pl.Schema | None]) -> pl.LazyFrame:
+    """One scan over every file; files whose inferred schemas differ are concatenated relaxed."""
+    same = all(s == schemas[0] for s in schemas)
+    if files.format == "parquet" and same:
+        locations = [polars_location(files.fs, p) for p in files.paths]
+        if all(loc is not None for loc in locations):
+            return pl.scan_parquet(
+                [loc for loc in locations if loc is not None],
+                storage_options=polars_storage_options(files.fs),
+                hive_partitioning=False,
+            )
+    frames = [
+        _scan_one(files, path, _overrides(files, schema))
+        for path, schema in zip(files.paths, schemas, strict=True)
+    ]
+    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]

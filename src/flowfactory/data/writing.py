@@ -1,25 +1,50 @@
-"""Writing: a frame into partitioned Parquet under the data root, one file per partition.
+"""Writing: a lazy plan streamed into partitioned Parquet, staged, checked, then committed.
 
-Each partition is one Parquet file, ``<root>/<dataset>/<col>=<value>/.../part-0.parquet``,
-replaced atomically: the new bytes go to a hidden temporary file in the same folder, which is
-then renamed over the old one. A crash or kill mid-write leaves the previous file intact, and a
-re-run that produces the same bytes leaves the file untouched.
+``stage_output`` runs the plan once, on polars' streaming engine, into a staging folder: one
+folder per partition, a large partition split into files of about ``max_file_size``. With a
+``key``, each partition's rows are then sorted by it (one partition in memory at a time, never
+the whole output), so the same rows give the same files. It then measures every staged
+partition with one streaming aggregation over its files: rows, null counts, duplicate keys and
+a content hash of the rows. Nothing a reader sees has changed yet.
+
+``commit_output`` makes each staged partition live through its manifest (see
+``flowfactory.data.manifest``), one partition at a time and each whole or not at all. A
+partition whose content hash equals the live one's is left untouched and reported unchanged,
+without reading the live files back.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-from dataclasses import dataclass
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
 
 import polars as pl
+from polars.io.partition import FileProviderArgs
 
 from flowfactory.config import Destination
+from flowfactory.data.manifest import Manifest, ManifestFile
 from flowfactory.data.partitions import Partition
+from flowfactory.data.reading import SourceFiles, explain_failure
 from flowfactory.data.root import DataRoot
 from flowfactory.errors import WriteError
 
-__all__ = ["WrittenPartition", "write_dataset"]
+__all__ = [
+    "StagedOutput",
+    "StagedPartition",
+    "WrittenPartition",
+    "commit_output",
+    "discard_staged",
+    "stage_output",
+    "write_dataset",
+]
+
+_HASH_SEED: Final = 0x5EED
+_RAW: Final = "_unsorted"
 
 
 @dataclass(frozen=True)
@@ -28,92 +53,303 @@ class WrittenPartition:
 
     dataset: str
     partition: Partition | None
-    path: str
+    path: str  # the partition's folder
     rows: int
     bytes: int
     content_hash: str
     changed: bool
+    files: tuple[str, ...] = ()
 
 
-def write_dataset(
-    root: DataRoot,
-    frame: pl.DataFrame,
-    destination: Destination,
-    partition: Partition | None = None,
-) -> list[WrittenPartition]:
-    """Write every partition present in ``frame`` (only ``partition`` if given), atomically."""
-    columns = destination.partition_by
-    missing = [c for c in [*columns, *destination.key] if c not in frame.columns]
+@dataclass(frozen=True)
+class StagedPartition:
+    """One partition in the staging folder, measured, not yet visible to readers."""
+
+    partition: Partition | None
+    files: tuple[Path, ...]
+    rows: int
+    bytes: int
+    content_hash: str
+    nulls: dict[str, int] = field(default_factory=dict)
+    duplicate_keys: int = 0
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """A run's output in its staging folder: its schema and its partitions."""
+
+    dataset: str
+    folder: Path
+    schema: dict[str, pl.DataType]
+    partitions: tuple[StagedPartition, ...]
+
+    @property
+    def rows(self) -> int:
+        """Rows across the staged partitions."""
+        return sum(p.rows for p in self.partitions)
+
+    @property
+    def nulls(self) -> dict[str, int]:
+        """Null counts across partitions, by column (only columns that have nulls)."""
+        totals: dict[str, int] = {}
+        for part in self.partitions:
+            for column, count in part.nulls.items():
+                totals[column] = totals.get(column, 0) + count
+        return totals
+
+    @property
+    def duplicate_keys(self) -> int:
+        """Rows whose key another row of the same partition has (partitions split the key)."""
+        return sum(p.duplicate_keys for p in self.partitions)
+
+
+def _missing_columns(schema: pl.Schema, destination: Destination) -> None:
+    missing = [c for c in [*destination.partition_by, *destination.key] if c not in schema]
     if missing:
         raise WriteError(
             f"dataset {destination.dataset!r}: the output has no column(s) "
             f"{', '.join(missing)} named in destination.partition_by/key "
-            f"(it has {', '.join(frame.columns)})"
+            f"(it has {', '.join(schema.names())})"
         )
-    if partition is not None and columns:
-        if partition.columns != columns:
-            raise WriteError(
-                f"dataset {destination.dataset!r} is partitioned by {'/'.join(columns)}; "
-                f"partition {partition} names {'/'.join(partition.columns)}"
-            )
-        predicate = partition.predicate(frame.schema)
-        if predicate is not None:
-            frame = frame.filter(predicate)
-    frame = _sorted(frame, destination.key)
+
+
+def _scoped(
+    plan: pl.LazyFrame, schema: pl.Schema, destination: Destination, partition: Partition | None
+) -> pl.LazyFrame:
+    """The plan narrowed to the run's partition; the filter reaches the scans."""
+    columns = destination.partition_by
+    if partition is None or not columns:
+        return plan
+    if partition.columns != columns:
+        raise WriteError(
+            f"dataset {destination.dataset!r} is partitioned by {'/'.join(columns)}; "
+            f"partition {partition} names {'/'.join(partition.columns)}"
+        )
+    predicate = partition.predicate(schema)
+    return plan if predicate is None else plan.filter(predicate)
+
+
+def _path_provider(columns: list[str]) -> object:
+    """Names each file after its partition, as flowfactory names partition folders."""
+
+    def provide(args: FileProviderArgs) -> str:
+        folder = Partition.of(columns, args.partition_keys.row(0)).path if columns else ""
+        name = f"part-{args.index_in_partition:05d}.parquet"
+        return f"{folder}/{name}" if folder else name
+
+    return provide
+
+
+def _sink(plan: pl.LazyFrame, folder: Path, columns: list[str], file_bytes: int | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = pl.PartitionBy(
+        folder,
+        key=columns or None,
+        include_key=True if columns else None,
+        file_path_provider=_path_provider(columns),  # type: ignore[arg-type]
+        approximate_bytes_per_file=file_bytes if file_bytes is not None else "auto",
+    )
+    plan.sink_parquet(target, compression="zstd", statistics=True, mkdir=True, engine="streaming")
+
+
+def stage_output(
+    root: DataRoot,
+    plan: pl.LazyFrame,
+    destination: Destination,
+    partition: Partition | None = None,
+    *,
+    not_null: Sequence[str] = (),
+    unique_key: Sequence[str] = (),
+    sources: Sequence[SourceFiles] = (),
+) -> StagedOutput:
+    """Run ``plan`` into a new staging folder and measure what it wrote there.
+
+    ``not_null`` columns get their nulls counted, and ``unique_key`` its duplicates, by the
+    same aggregation that computes each partition's content hash. When the plan fails while
+    it streams, each of the ``sources`` files is read alone to name the one whose data broke
+    it; nothing is left in staging either way.
+    """
+    schema = plan.collect_schema()
+    _missing_columns(schema, destination)
+    plan = _scoped(plan, schema, destination, partition)
+    columns = destination.partition_by
+    folder = root.staging_folder()
+    file_bytes = int(destination.max_file_size)
+    try:
+        if destination.key and not columns:
+            sorted_plan = plan.sort(destination.key, nulls_last=True, maintain_order=True)
+            _sink(sorted_plan, folder, [], file_bytes)
+        elif destination.key:
+            # Sorting needs a partition's rows together: stream them out unsorted first, then
+            # sort one partition at a time.
+            raw = folder / _RAW
+            _sink(plan, raw, columns, None)
+            for part_folder in _partition_folders(raw, columns):
+                relative = part_folder.relative_to(raw)
+                sorted_plan = pl.scan_parquet(sorted(part_folder.glob("*.parquet"))).sort(
+                    destination.key, nulls_last=True, maintain_order=True
+                )
+                _sink(sorted_plan, folder / relative, [], file_bytes)
+            shutil.rmtree(raw)
+        else:
+            _sink(plan, folder, columns, file_bytes)
+        staged = _measure(
+            folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        explained = explain_failure(sources, exc)
+        if explained is None:
+            raise
+        raise explained from exc
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return StagedOutput(destination.dataset, folder, dict(schema), tuple(staged))
+
+
+def _partition_folders(folder: Path, columns: list[str]) -> list[Path]:
+    """The folders of the partitions staged under ``folder``, one level per partition column."""
     if not columns:
-        groups: list[tuple[Partition | None, pl.DataFrame]] = [(None, frame)]
-    elif partition is not None:
-        groups = [(partition, frame)]
-    else:
-        groups = [
-            (Partition.of(columns, key), part)
-            for key, part in frame.partition_by(columns, as_dict=True, maintain_order=True).items()
-        ]
-    return [_write_partition(root, destination.dataset, p, df) for p, df in groups]
+        return [folder] if any(folder.glob("*.parquet")) else []
+    found = [folder]
+    for _ in columns:
+        found = [child for parent in found for child in sorted(parent.iterdir()) if child.is_dir()]
+    return found
 
 
-def _write_partition(
-    root: DataRoot, dataset: str, partition: Partition | None, frame: pl.DataFrame
-) -> WrittenPartition:
-    target = root.partition_file(dataset, partition)
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True)
-    data = buffer.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    changed = not _same_content(root, target, data)
-    if changed:
-        try:
-            root.replace_file(target, data)
-        except OSError as exc:
-            raise WriteError(
-                f"cannot write {target}: {exc.strerror or exc}; the previous data is intact"
-            ) from exc
-    return WrittenPartition(
-        dataset=dataset,
+def _measure(
+    folder: Path,
+    schema: pl.Schema,
+    columns: list[str],
+    scope: Partition | None,
+    *,
+    not_null: Sequence[str],
+    unique_key: Sequence[str],
+) -> list[StagedPartition]:
+    staged = []
+    for part_folder in _partition_folders(folder, columns):
+        files = tuple(sorted(part_folder.glob("*.parquet")))
+        relative = part_folder.relative_to(folder).as_posix()
+        partition = Partition.parse(relative) if relative != "." else None
+        staged.append(
+            _measure_partition(files, schema, partition, not_null=not_null, unique_key=unique_key)
+        )
+    if not staged and (scope is not None or not columns):
+        # An empty result still replaces what the run's scope held, with an empty file.
+        part_folder = folder / (scope.path if scope is not None and columns else "")
+        part_folder.mkdir(parents=True, exist_ok=True)
+        empty = part_folder / "part-00000.parquet"
+        pl.DataFrame(schema=schema).write_parquet(empty, compression="zstd")
+        partition = scope if columns else None
+        staged.append(
+            _measure_partition(
+                (empty,), schema, partition, not_null=not_null, unique_key=unique_key
+            )
+        )
+    return staged
+
+
+def _measure_partition(
+    files: tuple[Path, ...],
+    schema: pl.Schema,
+    partition: Partition | None,
+    *,
+    not_null: Sequence[str],
+    unique_key: Sequence[str],
+) -> StagedPartition:
+    """One streaming aggregation over a staged partition's files."""
+    frame = pl.scan_parquet(list(files), hive_partitioning=False)
+    present = [c for c in not_null if c in schema]
+    keyed = bool(unique_key) and all(k in schema for k in unique_key)
+    measures = [
+        pl.len().alias("rows"),
+        pl.struct(pl.all()).hash(_HASH_SEED).sum().alias("hash"),
+        *(pl.col(c).null_count().alias(f"null:{c}") for c in present),
+    ]
+    if keyed:
+        measures.append(pl.struct(list(unique_key)).n_unique().alias("unique_keys"))
+    facts = frame.select(measures).collect(engine="streaming").row(0, named=True)
+    rows = int(facts["rows"])
+    fingerprint = "|".join(f"{name}:{dtype}" for name, dtype in schema.items())
+    digest = hashlib.sha256(f"{fingerprint}|{rows}|{facts['hash'] or 0}".encode()).hexdigest()
+    return StagedPartition(
         partition=partition,
-        path=target,
-        rows=frame.height,
-        bytes=len(data),
+        files=files,
+        rows=rows,
+        bytes=sum(f.stat().st_size for f in files),
         content_hash=digest,
-        changed=changed,
+        nulls={c: int(facts[f"null:{c}"]) for c in present if facts[f"null:{c}"]},
+        duplicate_keys=rows - int(facts["unique_keys"]) if keyed else 0,
     )
 
 
-def _same_content(root: DataRoot, target: str, data: bytes) -> bool:
+def commit_output(root: DataRoot, staged: StagedOutput) -> list[WrittenPartition]:
+    """Make every staged partition live (each at once); leave unchanged ones untouched."""
     try:
-        if root.fs.size(target) != len(data):
-            return False
-        existing: bytes = root.fs.cat_file(target)
-    except FileNotFoundError:
-        return False
-    return existing == data
+        return [_commit_partition(root, staged.dataset, part) for part in staged.partitions]
+    finally:
+        discard_staged(staged)
 
 
-def _sorted(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """Sort so that the same rows always give the same bytes."""
-    columns = key or [
-        c
-        for c, dtype in frame.schema.items()
-        if not isinstance(dtype, pl.List | pl.Struct | pl.Array)
-    ]
-    return frame.sort(columns, nulls_last=True, maintain_order=True) if columns else frame
+def _commit_partition(root: DataRoot, dataset: str, part: StagedPartition) -> WrittenPartition:
+    live = root.partition_files(dataset, part.partition)
+    if live is not None and live.version == part.content_hash:
+        return WrittenPartition(
+            dataset=dataset,
+            partition=part.partition,
+            path=live.folder,
+            rows=part.rows,
+            bytes=live.bytes,
+            content_hash=part.content_hash,
+            changed=False,
+            files=live.files,
+        )
+    # New names for the new files, so that the live ones stay readable until the switch.
+    prefix = part.content_hash[:16]
+    manifest = Manifest(
+        files=tuple(
+            ManifestFile(
+                name=f"part-{prefix}-{index:05d}.parquet",
+                rows=pl.scan_parquet(path).select(pl.len()).collect().item(),
+                size=path.stat().st_size,
+            )
+            for index, path in enumerate(part.files)
+        ),
+        rows=part.rows,
+        size=part.bytes,
+        content_hash=part.content_hash,
+        written_at=datetime.now(UTC).isoformat(),
+    )
+    try:
+        files = root.commit_partition(dataset, part.partition, part.files, manifest)
+    except OSError as exc:
+        folder = root.partition_dir(dataset, part.partition)
+        raise WriteError(
+            f"cannot write {folder}: {exc.strerror or exc}; the previous data is intact"
+        ) from exc
+    return WrittenPartition(
+        dataset=dataset,
+        partition=part.partition,
+        path=files.folder,
+        rows=part.rows,
+        bytes=part.bytes,
+        content_hash=part.content_hash,
+        changed=True,
+        files=files.files,
+    )
+
+
+def write_dataset(
+    root: DataRoot,
+    frame: pl.DataFrame | pl.LazyFrame,
+    destination: Destination,
+    partition: Partition | None = None,
+) -> list[WrittenPartition]:
+    """Stage and commit ``frame`` in one step (no contract between them)."""
+    return commit_output(root, stage_output(root, frame.lazy(), destination, partition))
+
+
+def discard_staged(staged: StagedOutput) -> None:
+    """Remove what is left of a staging folder (after a commit, or instead of one)."""
+    shutil.rmtree(staged.folder, ignore_errors=True)

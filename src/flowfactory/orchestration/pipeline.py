@@ -6,6 +6,7 @@ scheduling ledger decides whether the run goes ahead, and this shell maps a skip
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
@@ -24,11 +25,26 @@ from flowfactory.config import (
     PipelineFile,
     find_pipeline,
 )
-from flowfactory.data import DataRoot, Partition, RunSummary, TransformFn, resolve_transform
+from flowfactory.data import (
+    DataRoot,
+    ExpectedColumns,
+    Partition,
+    RunSummary,
+    TransformFn,
+    resolve_transform,
+)
 from flowfactory.errors import ConfigError
 from flowfactory.orchestration.artifacts import artifact_key
 from flowfactory.orchestration.breakers import retry_condition
-from flowfactory.orchestration.tasks import announce, check_contract, extract, load, transform
+from flowfactory.orchestration.tasks import (
+    announce,
+    check_contract,
+    check_rows,
+    commit,
+    read,
+    transform,
+    write,
+)
 from flowfactory.scheduling import (
     Readiness,
     Skip,
@@ -38,6 +54,7 @@ from flowfactory.scheduling import (
     record_consumed,
     release,
 )
+from flowfactory.schema import input_contract_path, locked_input_schemas, project_relative
 from flowfactory.settings import Settings, get_settings
 
 __all__ = ["run_pipeline"]
@@ -101,9 +118,9 @@ def run_pipeline(
         description=f"Run summary of pipeline {pipeline.name}",
     )
     logger.info(
-        "%s: %d rows in, %d rows out, %d partition(s) written in %.2f s",
+        "%s: %s rows in, %d rows out, %d partition(s) written in %.2f s",
         pipeline.name,
-        sum(summary.rows_in.values()),
+        "?" if summary.total_rows_in is None else f"{summary.total_rows_in:,}",
         summary.rows_out,
         sum(w.changed for w in summary.written),
         summary.seconds,
@@ -111,16 +128,18 @@ def run_pipeline(
     return summary
 
 
-def _extract_for(
-    extract_task: Any,
-    source: DatasetSource | FileSource | HttpSource,
+def _guarded_task(
+    task: Any,
+    sources: Sequence[DatasetSource | FileSource | HttpSource],
     breaker: CircuitBreakerConfig,
 ) -> Any:
-    """The extract task of a source: no retry is spent while its dependency's circuit is open."""
-    found = source_dependency(source, breaker)
-    if found is None:
-        return extract_task
-    return extract_task.with_options(retry_condition_fn=retry_condition(found[0]))
+    """A task reading these sources: no retry is spent while a dependency's circuit is open."""
+    found = [d for d in (source_dependency(s, breaker) for s in sources) if d is not None]
+    if not found:
+        return task
+    # One dependency's retry budget applies when there is one; else open circuits only.
+    dependency = found[0][0] if len(found) == 1 else None
+    return task.with_options(retry_condition_fn=retry_condition(dependency))
 
 
 def _run_steps(
@@ -136,26 +155,46 @@ def _run_steps(
         "retry_delay_seconds": retries.delays_seconds() or 0,
         "retry_jitter_factor": retries.jitter or None,
     }
-    extract_with_retries = extract.with_options(**options)  # type: ignore[arg-type]
-    load_with_retries = load.with_options(**options)  # type: ignore[arg-type]
+    read_with_retries = read.with_options(**options)  # type: ignore[arg-type]
+    write_with_retries = write.with_options(**options)  # type: ignore[arg-type]
 
     # Measured before reading: an input that moves during the run leaves the output stale.
     consumed = input_versions(pipeline, root, scope)
     breaker = pipeline.config.circuit_breaker
+    expected = _expected_columns(pipeline, settings)
     futures = {
-        table: _extract_for(extract_with_retries, source, breaker).submit(
-            table, source, root, scope, breaker
+        table: _guarded_task(read_with_retries, [source], breaker).submit(
+            table, source, root, scope, breaker=breaker, expected=expected.get(table)
         )
         for table, source in pipeline.config.inputs.items()
     }
-    frames = {table: future.result() for table, future in futures.items()}
-    output = transform(pipeline, frames, function)
-    check_contract(pipeline, output, settings)
-    written = load_with_retries(pipeline, output, root, scope)
-    announce(pipeline, written, dict(output.schema), root, settings, scope=scope, inputs=consumed)
+    scans = {table: future.result() for table, future in futures.items()}
+    plan = transform(pipeline, scans, function)
+    check_contract(pipeline, plan, settings)
+    remote = [s for s in pipeline.config.inputs.values() if not isinstance(s, HttpSource)]
+    staged = _guarded_task(write_with_retries, remote, breaker)(
+        pipeline, plan, scans, root, partition=scope, settings=settings
+    )
+    check_rows(pipeline, staged, settings)
+    written = commit(pipeline, staged, root)
+    announce(pipeline, written, staged.schema, root, settings, scope=scope, inputs=consumed)
     return RunSummary(
         pipeline=pipeline.name,
         partition=scope,
-        rows_in={table: frame.height for table, frame in frames.items()},
+        rows_in={table: scan.rows for table, scan in scans.items()},
+        bytes_in={table: scan.bytes for table, scan in scans.items()},
         written=written,
     )
+
+
+def _expected_columns(pipeline: PipelineFile, settings: Settings) -> dict[str, ExpectedColumns]:
+    """The locked input contracts of the pipeline's file sources, checked on every file read."""
+    schemas = locked_input_schemas(pipeline, settings)
+    return {
+        table: ExpectedColumns(
+            schemas[table],
+            project_relative(input_contract_path(pipeline, table, source, settings), settings),
+        )
+        for table, source in pipeline.config.inputs.items()
+        if table in schemas and isinstance(source, FileSource)
+    }

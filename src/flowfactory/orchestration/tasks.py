@@ -1,6 +1,15 @@
-"""The Prefect tasks of a pipeline run: extract each source, transform, check, load, announce."""
+"""The Prefect tasks of a pipeline run, in the order the UI shows them: read each source,
+transform, check the contract's dtypes, write (stream into staging), check the rows, commit,
+announce.
+
+Data never passes through a task's result: ``read`` and ``transform`` return lazy plans, and
+``write`` returns what it staged, measured. The plan runs once, inside ``write``, which is where
+remote sources are really read, so that is where their breakers guard.
+"""
 
 from __future__ import annotations
+
+from contextlib import ExitStack
 
 import polars as pl
 from prefect import task
@@ -8,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from flowfactory.breaker import guarded
+from flowfactory.breaker import Breaker, guarded
 from flowfactory.config import (
     CircuitBreakerConfig,
     DatasetSource,
@@ -20,14 +29,20 @@ from flowfactory.config import (
 )
 from flowfactory.data import (
     DataRoot,
+    ExpectedColumns,
     Partition,
+    SourceScan,
+    StagedOutput,
     TransformFn,
     WrittenPartition,
     apply_transform,
-    read_source,
-    write_dataset,
+    commit_output,
+    discard_staged,
+    open_source,
+    plan_schema,
+    stage_output,
 )
-from flowfactory.errors import ConfigError, SchemaIncompatibleError
+from flowfactory.errors import ConfigError, PipelineRunError, SchemaIncompatibleError
 from flowfactory.orchestration import events
 from flowfactory.orchestration.announce import announce_update
 from flowfactory.orchestration.breakers import source_breaker
@@ -37,42 +52,42 @@ from flowfactory.orchestration.partitions import (
     record_writes,
     report_materializations,
 )
-from flowfactory.schema import check_output
+from flowfactory.schema import OutputCheck, OutputFacts, check_output, data_requirements
 from flowfactory.settings import Settings
 
-__all__ = ["announce", "check_contract", "extract", "load", "transform"]
+__all__ = ["announce", "check_contract", "check_rows", "commit", "read", "transform", "write"]
 
 
-@task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
-def extract(
+@task(name="read", task_run_name="read-{table}", cache_policy=NO_CACHE)
+def read(
     table: str,  # noqa: ARG001 - names the task run in the UI
     source: DatasetSource | FileSource | HttpSource,
     root: DataRoot,
     partition: Partition | None,
+    *,
     breaker: CircuitBreakerConfig | None = None,
-) -> pl.DataFrame:
-    """Read one source (narrowed to the partition) into memory, through its breaker if remote."""
+    expected: ExpectedColumns | None = None,
+) -> SourceScan:
+    """Open one source as a scan (narrowed to the partition): list its files and read their
+    footers or headers, through its breaker if remote. An HTTP answer is fetched whole here."""
     guard = source_breaker(source, breaker) if breaker is not None else None
     if isinstance(source, HttpSource):
-        return read_http(source, guard)
-    return guarded(guard, lambda: read_source(source, root, partition).collect())
+        answer = read_http(source, guard)
+        return SourceScan(answer.lazy(), None, answer.height, None)
+    return guarded(guard, lambda: open_source(source, root, partition, expected=expected))
 
 
 @task(name="transform", cache_policy=NO_CACHE)
 def transform(
-    pipeline: PipelineFile, frames: dict[str, pl.DataFrame], function: TransformFn | None
-) -> pl.DataFrame:
-    """Run the pipeline's SQL or Python transform."""
-    lazy = {name: frame.lazy() for name, frame in frames.items()}
-    return apply_transform(pipeline, lazy, function).collect()
+    pipeline: PipelineFile, scans: dict[str, SourceScan], function: TransformFn | None
+) -> pl.LazyFrame:
+    """Apply the pipeline's SQL or Python transform to the scans: a plan, resolved, not run."""
+    plan = apply_transform(pipeline, {name: scan.frame for name, scan in scans.items()}, function)
+    plan_schema(pipeline, plan)
+    return plan
 
 
-@task(name="check-contract", cache_policy=NO_CACHE)
-def check_contract(pipeline: PipelineFile, frame: pl.DataFrame, settings: Settings) -> None:
-    """Refuse the write when the output breaks its locked contract; emit schema.incompatible."""
-    report = check_output(pipeline, frame, settings)
-    if report is None:
-        return
+def _refuse(report: OutputCheck) -> None:
     for change in report.warnings:
         get_run_logger().warning("schema warning: %s", change.describe())
     if report.breaking:
@@ -84,12 +99,78 @@ def check_contract(pipeline: PipelineFile, frame: pl.DataFrame, settings: Settin
         raise SchemaIncompatibleError(report.message(), report.columns)
 
 
-@task(name="load", task_run_name="load-{pipeline.name}", cache_policy=NO_CACHE)
-def load(
-    pipeline: PipelineFile, frame: pl.DataFrame, root: DataRoot, partition: Partition | None
-) -> list[WrittenPartition]:
-    """Write the output's partitions atomically."""
-    return write_dataset(root, frame, pipeline.config.destination, partition)
+@task(name="check-contract", cache_policy=NO_CACHE)
+def check_contract(pipeline: PipelineFile, plan: pl.LazyFrame, settings: Settings) -> None:
+    """Refuse the run when the plan's schema breaks the locked contract, before data moves."""
+    report = check_output(pipeline, dict(plan.collect_schema()), settings)
+    if report is not None:
+        _refuse(report)
+
+
+@task(name="write", task_run_name="write-{pipeline.name}", cache_policy=NO_CACHE)
+def write(
+    pipeline: PipelineFile,
+    plan: pl.LazyFrame,
+    scans: dict[str, SourceScan],
+    root: DataRoot,
+    *,
+    partition: Partition | None,
+    settings: Settings,
+) -> StagedOutput:
+    """Run the plan on the streaming engine into staging, and measure each staged partition.
+
+    Remote sources are read here, inside their breakers: a read that fails midway counts
+    against its dependency. Bad data is named by its file and counts against none.
+    """
+    not_null, unique_key = data_requirements(pipeline, settings)
+    with ExitStack() as guards:
+        for guard in _remote_breakers(pipeline):
+            guards.enter_context(guard.guard(ignore=PipelineRunError))
+        return stage_output(
+            root,
+            plan,
+            pipeline.config.destination,
+            partition,
+            not_null=not_null,
+            unique_key=unique_key,
+            sources=[scan.files for scan in scans.values() if scan.files is not None],
+        )
+
+
+def _remote_breakers(pipeline: PipelineFile) -> list[Breaker]:
+    found = (
+        source_breaker(source, pipeline.config.circuit_breaker)
+        for source in pipeline.config.inputs.values()
+        if not isinstance(source, HttpSource)  # already read whole, in its own breaker
+    )
+    return [guard for guard in found if guard is not None]
+
+
+@task(name="check-rows", cache_policy=NO_CACHE)
+def check_rows(pipeline: PipelineFile, staged: StagedOutput, settings: Settings) -> None:
+    """Refuse the commit when the staged rows break NOT NULL or key uniqueness."""
+    facts = OutputFacts(staged.nulls, staged.duplicate_keys)
+    report = check_output(pipeline, staged.schema, settings, facts)
+    if report is None:
+        return
+    try:
+        _refuse(report)
+    except SchemaIncompatibleError:
+        discard_staged(staged)
+        raise
+
+
+@task(name="commit", task_run_name="commit-{pipeline.name}", cache_policy=NO_CACHE)
+def commit(pipeline: PipelineFile, staged: StagedOutput, root: DataRoot) -> list[WrittenPartition]:
+    """Make each staged partition live, at once; a partition whose rows did not change stays."""
+    written = commit_output(root, staged)
+    get_run_logger().info(
+        "%s: %d partition(s) committed, %d unchanged",
+        pipeline.config.destination.dataset,
+        sum(w.changed for w in written),
+        sum(not w.changed for w in written),
+    )
+    return written
 
 
 @task(name="announce", cache_policy=NO_CACHE)

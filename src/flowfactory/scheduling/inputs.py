@@ -86,10 +86,10 @@ def _input_version(
             return None
         return _combine([root.file_version(f, fs) for f in files])
     if partition is not None:
-        exact = root.partition_file(source.dataset, partition)
-        return root.file_version(exact) if root.fs.exists(exact) else None
-    files = root.dataset_files(source.dataset)
-    return _combine([root.file_version(f) for f in files]) if files else None
+        exact = root.partition_files(source.dataset, partition)
+        return exact.version if exact is not None else None
+    parts = root.dataset_partitions(source.dataset).values()
+    return _combine([p.version for p in parts]) if parts else None
 
 
 def input_versions(

@@ -16,7 +16,7 @@ from enum import StrEnum
 import polars as pl
 
 from flowfactory.config import PipelineFile, Project
-from flowfactory.data import DataRoot, Partition
+from flowfactory.data import DataRoot, Partition, PartitionFiles
 from flowfactory.scheduling.inputs import check_dataset, input_versions, known_datasets
 from flowfactory.scheduling.pending import dataset_partitions, pending_consumers
 from flowfactory.scheduling.written import PartitionRecord, read_written
@@ -60,23 +60,25 @@ def partition_rows(
         check_dataset(project, dataset, "")
     names = [dataset] if dataset is not None else sorted(known_datasets(project))
     return [
-        _row(project, root, name, partition, path)
+        _row(project, root, name, partition, files)
         for name in names
-        for partition, path in dataset_partitions(root, name).items()
+        for partition, files in dataset_partitions(root, name).items()
     ]
 
 
-def _row(project: Project, root: DataRoot, dataset: str, partition: str, path: str) -> PartitionRow:
+def _row(
+    project: Project, root: DataRoot, dataset: str, partition: str, files: PartitionFiles
+) -> PartitionRow:
     record = read_written(root, dataset, partition)
-    if record is not None and record.file_version != root.file_version(path):
-        record = None  # replaced by something else since: the record describes another file
+    if record is not None and record.file_version != files.version:
+        record = None  # replaced by something else since: the record describes other data
     staleness, reason = _staleness(project.producers.get(dataset), root, record)
     pending, waiting = pending_consumers(project, root, dataset, partition)
     return PartitionRow(
         dataset=dataset,
         partition=partition,
-        rows=record.rows if record is not None else _count_rows(root, path),
-        bytes=record.bytes if record is not None else int(root.fs.size(path)),
+        rows=record.rows if record is not None else _count_rows(root, files),
+        bytes=record.bytes if record is not None else files.bytes,
         written_at=record.written_at if record is not None else None,
         flow_run=(record.flow_run or None) if record is not None else None,
         pipeline=record.pipeline if record is not None else None,
@@ -107,9 +109,12 @@ def _staleness(
     return Staleness.fresh, "inputs unchanged since it was written"
 
 
-def _count_rows(root: DataRoot, path: str) -> int | None:
-    """Rows of a Parquet file from its footer; None on an object store (it would be a download)."""
+def _count_rows(root: DataRoot, files: PartitionFiles) -> int | None:
+    """Rows of a partition: its manifest's count, else its footer's (not on an object store,
+    where that would be a download)."""
+    if files.rows is not None:
+        return files.rows
     if not root.is_local:
         return None
-    count: int = pl.scan_parquet(path).select(pl.len()).collect().item()
+    count: int = pl.scan_parquet(list(files.files)).select(pl.len()).collect().item()
     return count

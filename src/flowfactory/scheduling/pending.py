@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flowfactory.config import DatasetSource, FileSource, HttpSource, Project
-from flowfactory.data import PART_FILE, DataRoot, Partition
+from flowfactory.data import DataRoot, Partition, PartitionFiles
 from flowfactory.scheduling.inputs import Readiness, consumers_of, readiness
 from flowfactory.scheduling.ledger import consumed_state
 
@@ -35,14 +35,9 @@ def evaluate_update(
     return found
 
 
-def dataset_partitions(root: DataRoot, dataset: str) -> dict[str, str]:
-    """The partitions of a dataset on disk (partition text -> its file), in order."""
-    base = root.dataset_dir(dataset)
-    found = {}
-    for path in root.dataset_files(dataset):
-        # "" for an unpartitioned dataset: its one file is the partition a consumer reads.
-        found[path[len(base) :].strip("/").removesuffix(PART_FILE).strip("/")] = path
-    return dict(sorted(found.items()))
+def dataset_partitions(root: DataRoot, dataset: str) -> dict[str, PartitionFiles]:
+    """The partitions of a dataset on disk (partition text, "" when unpartitioned), in order."""
+    return root.dataset_partitions(dataset)
 
 
 def pending_consumers(

@@ -1,11 +1,12 @@
 """The record of each partition write, kept next to the ledger under ``_flowfactory/written/``.
 
-A run records, per partition it produced, what it wrote (rows, bytes, content hash, the file's
-version), when and by which run, and the versions of the inputs it read. The partition view
-reads it back: the file's version tells whether the record still describes the file on disk
-(something else may have replaced it), the input versions whether the producer's inputs moved
-since. A re-run that produced the same bytes leaves the file alone; it keeps the first write's
-time and run and records the input versions it read, which are then consumed.
+A run records, per partition it produced, what it wrote (rows, bytes, content hash, which is
+also the partition's version), when and by which run, and the versions of the inputs it read.
+The partition view reads it back: the version tells whether the record still describes the
+partition on disk (something else may have replaced it), the input versions whether the
+producer's inputs moved since. A re-run that produced the same rows leaves the files alone; it
+keeps the first write's time and run and records the input versions it read, which are then
+consumed.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def record_written(
         rows=written.rows,
         bytes=written.bytes,
         content_hash=written.content_hash,
-        file_version=root.file_version(written.path),
+        # A committed partition's version is its content hash (see flowfactory.data.manifest).
+        file_version=written.content_hash,
         written_at=now.isoformat(),
         flow_run=flow_run,
         pipeline=pipeline,

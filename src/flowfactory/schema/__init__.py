@@ -30,10 +30,19 @@ from flowfactory.schema.derive import (
     input_contract_path,
     locked_input_schemas,
     output_table_schema,
+    project_relative,
     schema_config,
 )
 from flowfactory.schema.lock import LockReport, lock_project
-from flowfactory.schema.output import OutputCheck, check_output, frame_violations
+from flowfactory.schema.output import (
+    OutputCheck,
+    OutputFacts,
+    check_output,
+    data_requirements,
+    frame_facts,
+    frame_violations,
+    output_violations,
+)
 from flowfactory.schema.rules import (
     Change,
     ChangeKind,
@@ -60,6 +69,7 @@ __all__ = [
     "LockReport",
     "Mode",
     "OutputCheck",
+    "OutputFacts",
     "PipelineCheck",
     "Safety",
     "SchemaGraph",
@@ -70,12 +80,16 @@ __all__ = [
     "classify_against",
     "compare_dtypes",
     "contract_path",
+    "data_requirements",
+    "frame_facts",
     "frame_violations",
     "input_contract_path",
     "lock_project",
     "locked_input_schemas",
     "output_table_schema",
+    "output_violations",
     "pl_dtype",
+    "project_relative",
     "read_contract",
     "schema_config",
     "unknown_names",

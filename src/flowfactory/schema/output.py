@@ -1,7 +1,8 @@
 """Check one run's output against its locked contract, before anything is written.
 
-Unlike ``schema check``, this looks at the produced rows: dtypes are judged under the pipeline's
-mode, and NOT NULL and key uniqueness are counted on the data. The run (the check-contract task)
+Unlike ``schema check``, this looks at what a run produces: dtypes are judged on the plan's
+schema under the pipeline's mode before any data moves, and NOT NULL and key uniqueness on the
+rows, counted over the staged files before they are committed. The run (the check-contract task)
 and the unit tier of the pytest plugin both ask `check_output` and decide what a breaking
 report means for them.
 """
@@ -19,16 +20,27 @@ from flowfactory.schema.derive import contract_path, project_relative, schema_co
 from flowfactory.schema.rules import Change, ChangeKind, Impact, Mode, Safety, classify
 from flowfactory.settings import Settings
 
-__all__ = ["OutputCheck", "check_output", "frame_violations"]
+__all__ = [
+    "OutputCheck",
+    "OutputFacts",
+    "check_output",
+    "data_requirements",
+    "frame_facts",
+    "frame_violations",
+    "output_violations",
+]
 
 
 @dataclass(frozen=True)
-class _FrameFacts:
+class OutputFacts:
+    """What the rows of an output show against its contract: nulls and duplicate keys."""
+
     nulls: dict[str, int] = field(default_factory=dict)
     duplicate_keys: int = 0
 
 
-def _frame_facts(frame: pl.DataFrame, contract: TableSchema) -> _FrameFacts:
+def frame_facts(frame: pl.DataFrame, contract: TableSchema) -> OutputFacts:
+    """The facts of an output held in memory (samples and tests; runs measure staged files)."""
     present = [c for c in contract.not_null if c in frame.columns]
     nulls: dict[str, int] = {}
     if present:
@@ -37,7 +49,7 @@ def _frame_facts(frame: pl.DataFrame, contract: TableSchema) -> _FrameFacts:
     duplicates = 0
     if contract.key_unique and contract.key and all(k in frame.columns for k in contract.key):
         duplicates = frame.height - frame.select(contract.key).n_unique()
-    return _FrameFacts(nulls, duplicates)
+    return OutputFacts(nulls, duplicates)
 
 
 def frame_violations(
@@ -46,7 +58,18 @@ def frame_violations(
     mode: Mode,
     renamed: Mapping[str, str] | None = None,
 ) -> list[Change]:
-    """How produced data departs from its contract: dtypes under ``mode``, then the data.
+    """How an output held in memory departs from its contract (see ``output_violations``)."""
+    return output_violations(frame.schema, contract, mode, renamed, frame_facts(frame, contract))
+
+
+def output_violations(
+    schema: Mapping[str, pl.DataType],
+    contract: TableSchema,
+    mode: Mode,
+    renamed: Mapping[str, str] | None = None,
+    facts: OutputFacts | None = None,
+) -> list[Change]:
+    """How an output departs from its contract: dtypes under ``mode``, then the data's facts.
 
     NOT NULL and key uniqueness are facts about the rows, not about schema evolution, so their
     violations are breaking under every mode, ``none`` included.
@@ -59,13 +82,14 @@ def frame_violations(
                 dtype=DType.of(dtype),
                 nullable=declared[name].nullable if name in declared else True,
             )
-            for name, dtype in frame.schema.items()
+            for name, dtype in schema.items()
         ],
         key=contract.key,
         key_unique=contract.key_unique,
     )
     changes = classify(contract, observed, mode, renamed)
-    facts = _frame_facts(frame, contract)
+    if facts is None:
+        return changes
     changes.extend(
         Change(
             column,
@@ -155,19 +179,26 @@ class OutputCheck:
 
 
 def check_output(
-    pipeline: PipelineFile, frame: pl.DataFrame, settings: Settings
+    pipeline: PipelineFile,
+    output: pl.DataFrame | Mapping[str, pl.DataType],
+    settings: Settings,
+    facts: OutputFacts | None = None,
 ) -> OutputCheck | None:
-    """Check produced data against the pipeline's locked contract (None when none is locked).
+    """Check an output against the pipeline's locked contract (None when none is locked).
 
-    Dtypes are judged under the pipeline's mode, like ``schema check``; NOT NULL and key
-    uniqueness are checked on the rows and break under every mode.
+    ``output`` is the rows (all is checked) or only their schema: dtypes are judged under the
+    pipeline's mode, like ``schema check``, and NOT NULL and key uniqueness, which break under
+    every mode, are judged on ``facts`` when given.
     """
     path = contract_path(pipeline, settings)
     contract = read_contract(path)
     if contract is None:
         return None
     config = schema_config(pipeline)
-    changes = frame_violations(frame, contract, config.direction, config.renamed)
+    if isinstance(output, pl.DataFrame):
+        changes = frame_violations(output, contract, config.direction, config.renamed)
+    else:
+        changes = output_violations(output, contract, config.direction, config.renamed, facts)
     return OutputCheck(
         pipeline=pipeline.name,
         dataset=pipeline.config.destination.dataset,
@@ -176,3 +207,12 @@ def check_output(
         mode=config.compatibility,
         changes=tuple(changes),
     )
+
+
+def data_requirements(pipeline: PipelineFile, settings: Settings) -> tuple[list[str], list[str]]:
+    """The columns the locked contract holds NOT NULL, and its key when it must be unique:
+    what a run counts on its staged output."""
+    contract = read_contract(contract_path(pipeline, settings))
+    if contract is None:
+        return [], []
+    return list(contract.not_null), list(contract.key) if contract.key_unique else []

@@ -284,7 +284,8 @@ async def run_scenario(
         report.add_month(partition, progress, stall_after)
     for pipeline in project.pipelines:
         dataset = pipeline.config.destination.dataset
-        files = root.dataset_files(dataset)
+        parts = root.dataset_partitions(dataset).values()
+        files = [f for part in parts for f in part.files]
         rows = pl.scan_parquet(files).select(pl.len()).collect().item() if files else 0
-        report.outputs[pipeline.name] = (len(files), int(rows))
+        report.outputs[pipeline.name] = (len(parts), int(rows))
     return report

@@ -9,19 +9,18 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import polars as pl
 from polars.testing import assert_frame_equal
 
 from flowfactory.config import Destination
-from flowfactory.data import PART_FILE, DataRoot, read_dataset, write_dataset
+from flowfactory.data import MANIFEST_FILE, STAGING_DIR, DataRoot, read_dataset, write_dataset
 from flowfactory.data.files import _STALE_TMP_SECONDS
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
 SCHEMA = {"year": pl.Int64, "month": pl.Int64, "id": pl.Int64, "carrier": pl.String}
-TMP_NAME = re.compile(r"^\.part-0\.parquet\.[0-9a-f]{32}\.tmp$")
+STAGING_NAME = re.compile(r"^[0-9a-f]{32}$")
 
 # Overwrites year=2013/month=1 of dataset `flights` under argv[1] with argv[2] rows of
 # incompressible data (tens of MB), so that its temporary file lives long enough to be seen.
@@ -56,15 +55,17 @@ def flights(*rows: tuple[int, int, int, str]) -> pl.DataFrame:
 
 
 def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
-    """SIGKILL while the temporary file exists leaves the old file; stale temporaries go later."""
+    """SIGKILL while the output streams into staging leaves the live partition whole (files
+    and manifest); the killed writer's staging folder is removed once it is stale."""
     root = DataRoot(str(tmp_path))
     old = flights((2013, 1, 1, "DL"), (2013, 1, 2, "UA"))
     (first,) = write_dataset(root, old, DEST)
-    target = Path(first.path)
-    old_bytes = target.read_bytes()
+    folder = Path(first.path)
+    live_before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    staging = tmp_path / STAGING_DIR
 
     writer = subprocess.Popen(
-        [sys.executable, "-c", BIG_WRITER, str(tmp_path), "3000000"],
+        [sys.executable, "-c", BIG_WRITER, str(tmp_path), "6000000"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -72,33 +73,32 @@ def test_kill_mid_write_keeps_the_previous_partition(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     try:
         while leftover is None and writer.poll() is None and time.monotonic() < deadline:
-            leftover = next(target.parent.glob(".part-0.parquet.*.tmp"), None)
+            leftover = next(staging.glob("*/**/*.parquet"), None) if staging.exists() else None
     finally:
         writer.send_signal(signal.SIGKILL)
         _, stderr = writer.communicate(timeout=30)
-    assert leftover is not None, f"no temporary file seen: {stderr.decode()}"
+    assert leftover is not None, f"no staged file seen: {stderr.decode()}"
     assert writer.returncode == -signal.SIGKILL
-    assert TMP_NAME.match(leftover.name)
-    assert leftover.exists()
+    (killed,) = staging.iterdir()
+    assert STAGING_NAME.match(killed.name)
 
-    # The previous partition is whole: same bytes, same rows.
-    assert target.read_bytes() == old_bytes
+    # The live partition is whole: same files, same manifest, same rows.
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == live_before
     assert_frame_equal(read_dataset(root, "flights").collect(), old)
 
-    # A normal write succeeds and leaves a recent temporary (it may be a live writer's) ...
+    # A normal write succeeds and leaves a recent staging folder (it may be a live writer's) ...
     (second,) = write_dataset(root, flights((2013, 1, 5, "AA")), DEST)
     assert second.changed
-    assert pl.read_parquet(target)["id"].to_list() == [5]
-    assert leftover.exists()
+    assert read_dataset(root, "flights").collect()["id"].to_list() == [5]
+    assert killed.exists()
 
-    # ... and removes it once it is older than the threshold, but not a recent one.
+    # ... and removes it once it is older than the threshold.
     aged = time.time() - _STALE_TMP_SECONDS - 60
-    os.utime(leftover, (aged, aged))
-    recent = target.with_name(f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
-    recent.write_bytes(b"partial")
+    os.utime(killed, (aged, aged))
     (third,) = write_dataset(root, flights((2013, 1, 6, "B6")), DEST)
     assert third.changed
-    assert not leftover.exists()
-    assert recent.exists()
-    assert sorted(p.name for p in target.parent.iterdir()) == [recent.name, PART_FILE]
-    assert pl.read_parquet(target)["id"].to_list() == [6]
+    assert not killed.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [MANIFEST_FILE, *(Path(f).name for f in third.files)]
+    )
+    assert read_dataset(root, "flights").collect()["id"].to_list() == [6]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from prefect.deployments import run_deployment
-from tests.helpers import FLOWFACTORY, cli_env
+from tests.helpers import FLOWFACTORY, cli_env, partition_files
 from tests.integration.conftest import project_settings
 from tests.integration.test_data_aware import _deploy, _prefix, _wait_for_runs, _write
 
@@ -51,7 +51,7 @@ work_pool: {pool}
         (run,) = _wait_for_runs(f"pipeline/{p}_job", 1, timeout=180)
         assert run.state is not None
         assert run.state.name == "Completed", run.state
-        assert (root / f"data/{p}_orders/part-0.parquet").exists()
+        assert partition_files(root / "data", f"{p}_orders")
         assert (state / "logs" / f"worker-{pool}.log").exists()
         assert (state / "logs" / "warm-executor.log").exists()
         worker.send_signal(signal.SIGINT)

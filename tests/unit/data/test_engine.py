@@ -295,15 +295,17 @@ def written(partition: str | None, rows: int, size: int, *, changed: bool) -> Wr
         bytes=size,
         content_hash=("0123456789ab" if changed else "ba9876543210") + "f" * 52,
         changed=changed,
+        files=("a.parquet", "b.parquet") if changed else ("c.parquet",),
     )
 
 
 def test_run_summary_markdown() -> None:
-    """The summary shows rows in and out, each source, and each partition written."""
+    """The summary shows rows and bytes in and out, each source, and each partition written."""
     summary = RunSummary(
         pipeline="ingest_flights",
         partition=Partition.parse("year=2013/month=1"),
         rows_in={"flights": 27004, "weather": 744},
+        bytes_in={"flights": 3_200_000, "weather": 51_000},
         written=[
             written("year=2013/month=1", 26998, 1_048_576, changed=True),
             written("year=2013/month=2", 6, 900, changed=False),
@@ -319,19 +321,30 @@ def test_run_summary_markdown() -> None:
         |---|---|
         | rows in | 27,748 |
         | rows out | 27,004 |
+        | bytes written | 1,048,576 |
         | partitions written | 1 (unchanged 1) |
         | duration | 1.23 s |
 
-        | source | rows |
-        |---|---|
-        | flights | 27,004 |
-        | weather | 744 |
+        | source | rows | bytes |
+        |---|---|---|
+        | flights | 27,004 | 3,200,000 |
+        | weather | 744 | 51,000 |
 
-        | partition | rows | bytes | changed | sha256 |
-        |---|---|---|---|---|
-        | year=2013/month=1 | 26,998 | 1,048,576 | yes | `0123456789ab` |
-        | year=2013/month=2 | 6 | 900 | no | `ba9876543210` |"""
+        | partition | rows | bytes | files | changed | content hash |
+        |---|---|---|---|---|---|
+        | year=2013/month=1 | 26,998 | 1,048,576 | 2 | yes | `0123456789ab` |
+        | year=2013/month=2 | 6 | 900 | 1 | no | `ba9876543210` |"""
     )
+
+
+def test_run_summary_marks_rows_it_did_not_count() -> None:
+    """A large text source is not counted (that would be a second read): rows in shows a dash."""
+    summary = RunSummary(
+        pipeline="p", partition=None, rows_in={"big": None}, bytes_in={"big": 10**10}
+    )
+    assert summary.total_rows_in is None
+    assert "| rows in | — |" in summary.markdown()
+    assert "| big | — | 10,000,000,000 |" in summary.markdown()
 
 
 def test_run_summary_markdown_whole_dataset() -> None:
@@ -345,7 +358,7 @@ def test_run_summary_markdown_whole_dataset() -> None:
     lines = summary.markdown().splitlines()
     assert lines[0] == "# p: all partitions"
     assert "| rows out | 3 |" in lines
-    assert lines[-1] == "| (whole dataset) | 3 | 10 | yes | `0123456789ab` |"
+    assert lines[-1] == "| (whole dataset) | 3 | 10 | 2 | yes | `0123456789ab` |"
 
 
 def test_find_pipeline_unknown_name_suggests_close_names(project: Path, named_files: Path) -> None:

@@ -13,14 +13,21 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from flowfactory.config import CsvOptions, Destination, FileSource
-from flowfactory.data import PART_FILE, DataRoot, Partition, read_dataset, read_files, write_dataset
+from flowfactory.data import (
+    MANIFEST_FILE,
+    DataRoot,
+    Partition,
+    read_dataset,
+    read_files,
+    write_dataset,
+)
 from flowfactory.errors import PipelineRunError, WriteError
 
 DEST = Destination(dataset="flights", partition_by=["year", "month"], key=["id"])
 SCHEMA = {"year": pl.Int64, "month": pl.Int64, "id": pl.Int64, "carrier": pl.String}
 BAD_PARTITION = "partition {!r} is not of the form column=value[/column=value...]"
 NAIVE_HOUR = dt.datetime(2013, 1, 1, 5, 30)  # noqa: DTZ001 - CSV sources give naive datetimes
-TMP_NAME = re.compile(r"^\.part-0\.parquet\.[0-9a-f]{32}\.tmp$")
+PART_NAME = re.compile(r"^part-[0-9a-f]{16}-[0-9]{5}\.parquet$")
 
 
 def flights(*rows: tuple[int, int, int, str]) -> pl.DataFrame:
@@ -29,8 +36,11 @@ def flights(*rows: tuple[int, int, int, str]) -> pl.DataFrame:
 
 
 def part(root: Path, partition: str, dataset: str = "flights") -> Path:
-    """The file of one partition of a local dataset."""
-    return root / dataset / partition / PART_FILE
+    """The one live file of a partition of a local dataset (as its manifest lists it)."""
+    live = DataRoot(str(root)).partition_files(dataset, partition)
+    assert live is not None, f"{dataset}/{partition} has no manifest"
+    (only,) = live.files
+    return Path(only)
 
 
 @pytest.fixture
@@ -100,7 +110,7 @@ def test_partition_parse_rejects_bad_text(text: str) -> None:
 
 
 def test_write_dataset_writes_one_sorted_file_per_partition(tmp_path: Path) -> None:
-    """Each partition becomes <root>/<dataset>/year=Y/month=M/part-0.parquet, sorted by key."""
+    """Each partition is a folder year=Y/month=M with its manifest and one file, sorted by key."""
     root = DataRoot(str(tmp_path))
     frame = flights((2013, 2, 5, "AA"), (2013, 1, 3, "UA"), (2013, 1, 1, "DL"), (2013, 2, 4, "B6"))
     written = write_dataset(root, frame, DEST)
@@ -108,54 +118,93 @@ def test_write_dataset_writes_one_sorted_file_per_partition(tmp_path: Path) -> N
         ("year=2013/month=1", 2, True),
         ("year=2013/month=2", 2, True),
     ]
-    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert files == [
-        "flights",
-        "flights/year=2013",
-        "flights/year=2013/month=1",
-        "flights/year=2013/month=1/part-0.parquet",
-        "flights/year=2013/month=2",
-        "flights/year=2013/month=2/part-0.parquet",
-    ]
+    for month in (1, 2):
+        folder = tmp_path / "flights" / "year=2013" / f"month={month}"
+        names = sorted(p.name for p in folder.iterdir())
+        assert names[0] == MANIFEST_FILE
+        assert len(names) == 2
+        assert PART_NAME.match(names[1]), names
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert not (tmp_path / "_flowfactory" / "staging").exists() or not any(
+        (tmp_path / "_flowfactory" / "staging").iterdir()
+    )
     assert [w.path for w in written] == [
-        str(part(tmp_path, "year=2013/month=1")),
-        str(part(tmp_path, "year=2013/month=2")),
+        str(tmp_path / "flights" / "year=2013" / "month=1"),
+        str(tmp_path / "flights" / "year=2013" / "month=2"),
     ]
     january = pl.read_parquet(part(tmp_path, "year=2013/month=1"))
     assert january.rows() == [(2013, 1, 1, "DL"), (2013, 1, 3, "UA")]
     february = pl.read_parquet(part(tmp_path, "year=2013/month=2"))
     assert february.rows() == [(2013, 2, 4, "B6"), (2013, 2, 5, "AA")]
     assert written[0].bytes == part(tmp_path, "year=2013/month=1").stat().st_size
+    assert written[0].files == (str(part(tmp_path, "year=2013/month=1")),)
 
 
-def test_unpartitioned_dataset_is_one_file(tmp_path: Path) -> None:
-    """A destination without partition_by writes <root>/<dataset>/part-0.parquet."""
+def test_unpartitioned_dataset_is_one_folder(tmp_path: Path) -> None:
+    """A destination without partition_by writes <root>/<dataset>/ with its manifest."""
     root = DataRoot(str(tmp_path))
     (written,) = write_dataset(
         root, flights((2013, 1, 2, "AA"), (2013, 1, 1, "UA")), Destination(dataset="all_flights")
     )
     assert written.partition is None
-    assert written.path == str(tmp_path / "all_flights" / PART_FILE)
-    assert pl.read_parquet(written.path)["id"].to_list() == [1, 2]
+    assert written.path == str(tmp_path / "all_flights")
+    (only,) = written.files
+    # Without a key, rows keep the order the transform gives them.
+    assert pl.read_parquet(only)["id"].to_list() == [2, 1]
 
 
-def test_rewriting_identical_data_leaves_the_file_untouched(tmp_path: Path) -> None:
-    """The same rows (in any order) give the same bytes: changed=False, same mtime and inode."""
+def test_rewriting_identical_data_leaves_the_files_untouched(tmp_path: Path) -> None:
+    """The same rows (in any order) give the same content hash: changed=False, files and
+    manifest untouched (same mtime and inode)."""
     root = DataRoot(str(tmp_path))
     rows = [(2013, 1, 1, "DL"), (2013, 1, 2, "UA"), (2013, 1, 3, "AA")]
     (first,) = write_dataset(root, flights(*rows), DEST)
-    target = Path(first.path)
-    before = target.stat()
+    targets = [Path(first.files[0]), Path(first.path) / MANIFEST_FILE]
+    before = [t.stat() for t in targets]
     (again,) = write_dataset(root, flights(*reversed(rows)), DEST)
-    after = target.stat()
+    after = [t.stat() for t in targets]
     assert first.changed
     assert not again.changed
     assert again.content_hash == first.content_hash
-    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert [(a.st_mtime_ns, a.st_ino) for a in after] == [(b.st_mtime_ns, b.st_ino) for b in before]
+
+
+def test_changed_rows_replace_the_files_of_their_partition(tmp_path: Path) -> None:
+    """New content gets new file names; the old files are gone once the manifest switched."""
+    root = DataRoot(str(tmp_path))
+    (first,) = write_dataset(root, flights((2013, 1, 1, "DL")), DEST)
+    (second,) = write_dataset(root, flights((2013, 1, 1, "UA")), DEST)
+    assert second.changed
+    assert second.content_hash != first.content_hash
+    assert second.files != first.files
+    assert not Path(first.files[0]).exists()
+    assert sorted(p.name for p in Path(second.path).iterdir()) == sorted(
+        [MANIFEST_FILE, Path(second.files[0]).name]
+    )
+
+
+def test_a_large_partition_is_written_as_several_files(tmp_path: Path) -> None:
+    """Over max_file_size, a partition is several files, read back together, still sorted."""
+    root = DataRoot(str(tmp_path))
+    destination = Destination(
+        dataset="big", partition_by=["year"], key=["id"], max_file_size=64 * 1024
+    )
+    ids = list(range(400_000, 0, -1))
+    frame = pl.DataFrame({"year": [2013] * len(ids), "id": ids, "v": [float(i) for i in ids]})
+    (written,) = write_dataset(root, frame, destination)
+    assert len(written.files) > 1
+    assert written.rows == len(ids)
+    back = read_dataset(root, "big").collect()
+    assert back["id"].to_list() == sorted(ids)
+    manifest = root.read_manifest("big", written.partition)
+    assert manifest is not None
+    assert sum(f.rows for f in manifest.files) == len(ids)
+    (again,) = write_dataset(root, frame.sample(fraction=1.0, shuffle=True, seed=1), destination)
+    assert not again.changed
 
 
 def test_writing_a_partition_leaves_the_others(tmp_path: Path) -> None:
-    """Output holding only January replaces January's file and leaves February's alone."""
+    """Output holding only January replaces January's files and leaves February's alone."""
     root = DataRoot(str(tmp_path))
     write_dataset(root, flights((2013, 1, 1, "DL"), (2013, 2, 2, "UA")), DEST)
     february = part(tmp_path, "year=2013/month=2")
@@ -163,8 +212,22 @@ def test_writing_a_partition_leaves_the_others(tmp_path: Path) -> None:
     (written,) = write_dataset(root, flights((2013, 1, 7, "AA"), (2013, 1, 8, "B6")), DEST)
     assert str(written.partition) == "year=2013/month=1"
     assert written.changed
-    assert pl.read_parquet(written.path)["id"].to_list() == [7, 8]
+    assert pl.read_parquet(written.files[0])["id"].to_list() == [7, 8]
     assert (february.read_bytes(), february.stat().st_mtime_ns) == february_before
+
+
+def test_a_folder_written_before_manifests_is_read_and_then_replaced(tmp_path: Path) -> None:
+    """A partition folder holding only part-0.parquet reads as that partition; the next write
+    replaces it with a manifest and its own files."""
+    folder = tmp_path / "flights" / "year=2013" / "month=1"
+    folder.mkdir(parents=True)
+    flights((2013, 1, 1, "DL")).write_parquet(folder / "part-0.parquet")
+    root = DataRoot(str(tmp_path))
+    assert read_dataset(root, "flights").collect()["id"].to_list() == [1]
+    (written,) = write_dataset(root, flights((2013, 1, 2, "UA")), DEST)
+    assert written.changed
+    assert not (folder / "part-0.parquet").exists()
+    assert read_dataset(root, "flights").collect()["id"].to_list() == [2]
 
 
 def test_partition_argument_restricts_the_write(tmp_path: Path) -> None:
@@ -173,7 +236,7 @@ def test_partition_argument_restricts_the_write(tmp_path: Path) -> None:
     frame = flights((2013, 1, 1, "DL"), (2013, 2, 2, "UA"), (2013, 1, 3, "AA"))
     written = write_dataset(root, frame, DEST, Partition.parse("year=2013/month=1"))
     assert [(str(w.partition), w.rows) for w in written] == [("year=2013/month=1", 2)]
-    assert not part(tmp_path, "year=2013/month=2").parent.exists()
+    assert not (tmp_path / "flights" / "year=2013" / "month=2").exists()
     assert pl.read_parquet(part(tmp_path, "year=2013/month=1"))["id"].to_list() == [1, 3]
 
 
@@ -224,7 +287,7 @@ def test_datetime_partition_round_trip(tmp_path: Path, time_zone: str | None, fo
     # Re-writing just that partition keeps its rows (it once matched none and wrote it empty).
     (again,) = write_dataset(root, frame, destination, Partition.parse(folder))
     assert (again.rows, again.changed) == (2, False)
-    assert Path(again.path) == part(tmp_path, folder, "hourly")
+    assert Path(again.files[0]) == part(tmp_path, folder, "hourly")
     assert read_dataset(root, "hourly", Partition.parse(folder)).collect()["n"].to_list() == [1, 2]
 
 
@@ -337,10 +400,12 @@ def test_memory_root_write_and_read(memory_root: DataRoot) -> None:
         ("year=2013/month=1", True),
         ("year=2013/month=2", True),
     ]
-    assert memory_root.dataset_files("flights") == [
-        f"{memory_root.root}/flights/year=2013/month=1/{PART_FILE}",
-        f"{memory_root.root}/flights/year=2013/month=2/{PART_FILE}",
+    files = memory_root.dataset_files("flights")
+    assert [f.rsplit("/", 1)[0] for f in files] == [
+        f"{memory_root.root}/flights/year=2013/month=1",
+        f"{memory_root.root}/flights/year=2013/month=2",
     ]
+    assert all(PART_NAME.match(f.rsplit("/", 1)[1]) for f in files)
     assert not any(w.changed for w in write_dataset(memory_root, frame, DEST))
     assert_frame_equal(read_dataset(memory_root, "flights").collect(), frame.sort("id"))
     january = read_dataset(memory_root, "flights", Partition.parse("year=2013/month=1"))

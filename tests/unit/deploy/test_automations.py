@@ -504,7 +504,8 @@ def land_flights(tmp_path: Path, when: datetime) -> None:
     root = DataRoot(str(tmp_path / "data"))
     frame = pl.DataFrame({"year": [2013], "month": [1], "id": [1]})
     (written,) = write_dataset(root, frame, Destination(dataset="flights", partition_by=["year"]))
-    os.utime(written.path, (when.timestamp(), when.timestamp()))
+    for file in written.files:
+        os.utime(file, (when.timestamp(), when.timestamp()))
 
 
 def sla_check(tmp_path: Path, sla: str = "deadline", now: datetime = NOW, **kwargs: str) -> bool:
