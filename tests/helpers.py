@@ -7,8 +7,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from flowfactory.config import Project, load_project
 from flowfactory.settings import Settings
@@ -68,3 +70,18 @@ def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def read_until(stream: IO[str], prefix: str, timeout: float) -> list[str]:
+    """Lines of ``stream`` up to the first that starts with ``prefix``, or all it printed
+    before it ended or ``timeout`` ran out (checked between lines)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            break
+    return lines
