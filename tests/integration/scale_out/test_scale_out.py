@@ -223,6 +223,18 @@ def test_the_demo_runs_spread_over_both_workers(topology: Topology) -> None:
     assert seen == WORKERS
 
 
+def test_the_scheduler_of_the_services_process_schedules_runs(topology: Topology) -> None:
+    """The reconcile deployment's interval schedule gets runs: the API servers run no services,
+    so the scheduler of the services process created them."""
+    deadline = time.monotonic() + 90
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not runs:
+        runs = _runs_of(topology.api_urls[0], "flowfactory-reconcile/flowfactory-reconcile")
+        runs = [run for run in runs if run["auto_scheduled"]]
+        time.sleep(1)
+    assert runs, "no scheduled run of flowfactory-reconcile"
+
+
 def test_an_automation_of_the_services_process_starts_a_consumer_on_a_worker(
     tmp_path: Path, topology: Topology
 ) -> None:
