@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up demo test lint unit bench lock clean
+.PHONY: up demo up-scale-out demo-scale-out test lint unit bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
@@ -23,6 +23,14 @@ up: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/flowfactory demo
+
+# The same on the production topology: PostgreSQL, Redis, two API servers, the services
+# process and two workers (needs Debian's postgresql and redis-server packages).
+up-scale-out: $(STAMP)
+	$(BIN)/flowfactory up --scale-out
+
+demo-scale-out: $(STAMP)
+	$(BIN)/flowfactory demo --scale-out
 
 # The testing tiers, fastest first: static analysis (lint, types, import layers), config
 # checks, then pytest.

@@ -7,8 +7,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
@@ -89,3 +91,18 @@ def read_partition(data_dir: Path, dataset: str, partition: str = "") -> pl.Data
 def manifest_of(data_dir: Path, dataset: str, partition: str = "") -> Path:
     """The manifest file of one partition (its mtime moves only when the partition does)."""
     return Path(DataRoot(str(data_dir)).partition_dir(dataset, partition)) / MANIFEST_FILE
+
+
+def read_until(stream: IO[str], prefix: str, timeout: float) -> list[str]:
+    """Lines of ``stream`` up to the first that starts with ``prefix``, or all it printed
+    before it ended or ``timeout`` ran out (checked between lines)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            break
+    return lines

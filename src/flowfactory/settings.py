@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the local worker polls for runs."
     )
+    worker_limit: int | None = Field(
+        default=None,
+        gt=0,
+        description="How many flow runs a worker runs at once; unset: no limit. With a limit, "
+        "runs scheduled together spread over the workers of a pool.",
+    )
     warm_start: bool = Field(
         default=True,
         description="Start the local stack's flow runs as forks of a process that has Prefect "

@@ -7,12 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import REPO, free_port, read_partition, write_project
+from tests.helpers import REPO, free_port, read_partition, read_until, write_project
 
 from flowfactory.stack import LocalStack, port_is_free
 
@@ -140,17 +139,9 @@ def test_up_serves_every_demo_deployment_and_stops_on_a_signal(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
     try:
         assert process.stdout is not None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("serving;"):
-                break
+        lines = read_until(process.stdout, "serving;", timeout=240)
         assert any(line.startswith("serving;") for line in lines), "".join(lines)
         api = f"http://127.0.0.1:{port}/api"
         assert _deployment_names(api) >= DEMO_PIPELINES

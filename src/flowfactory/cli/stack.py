@@ -1,6 +1,7 @@
 """Verbs that run the stack's processes: `up` serves the local stack until Ctrl-C, `demo` replays
 the demo data on it once and exits (both start the Prefect server, deploy the project and start
-the workers), and `worker` serves the project's work pools on an extra machine."""
+the workers; with `--scale-out`, the PostgreSQL and Redis topology of several machines), and
+`worker` serves the project's work pools on an extra machine."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
 __all__ = ["Months", "demo", "up", "worker"]
 
 Months = Annotated[str, typer.Option(help="Months of 2013 to replay: N (1..N) or FIRST-LAST.")]
+ScaleOut = Annotated[
+    bool,
+    typer.Option(
+        "--scale-out",
+        help="The production topology on this machine: PostgreSQL, Redis, two API servers "
+        "(--no-services), the services process and --workers `flowfactory worker` processes.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(min=1, help="How many workers --scale-out starts (default 2)."),
+]
 
 
 def _announce_month(month: int) -> None:
@@ -50,7 +63,7 @@ def _stop_on_sigterm() -> None:
 
 
 def _start_stack(stack: LocalStack, project: Project) -> None:
-    """Server, deployments and one worker per work pool; the client points at the stack."""
+    """Server, deployments and the workers of every work pool; the client points at the stack."""
     _stop_on_sigterm()
     # Both load Prefect (~1.5 s); by now the stack has loaded it already.
     from flowfactory.deploy import deploy_project  # noqa: PLC0415
@@ -70,8 +83,9 @@ def _start_stack(stack: LocalStack, project: Project) -> None:
             )
     report = asyncio.run(deploy_project(project, settings, prune=True))
     typer.echo(f"deployed {len(report.deployed)} deployment(s): {', '.join(report.deployed)}")
-    for pool in sorted({p.config.work_pool for p in project.pipelines}):
-        stack.start_worker(pool)
+    stack.start_workers(sorted({p.config.work_pool for p in project.pipelines}))
+    for line in stack.topology():
+        typer.echo(f"  {line}")
     _serve_demo_api(project, settings)
     # Updates that landed while the stack was down have no event; derive them from the data.
     missed = reconcile_project(settings)
@@ -96,6 +110,16 @@ def _serve_demo_api(project: Project, settings: Settings) -> None:
     typer.echo(f"demo airports API at {api.url} (block {BLOCK_NAME}; `touch {flag}` takes it down)")
 
 
+def _new_stack(settings: Settings, scale_out: bool, workers: int | None) -> LocalStack:
+    from flowfactory.stack import LocalStack, ScaleOutStack  # noqa: PLC0415 - loads Prefect
+
+    if not scale_out:
+        if workers is not None:
+            raise typer.BadParameter("--workers needs --scale-out", param_hint="--workers")
+        return LocalStack(settings)
+    return ScaleOutStack(settings, workers=2 if workers is None else workers)
+
+
 def _replay(project: Project, settings: Settings, months: list[int]) -> DemoReport:
     from flowfactory.stack import run_scenario  # noqa: PLC0415 - loads Prefect (~1.5 s)
 
@@ -109,14 +133,16 @@ def _replay(project: Project, settings: Settings, months: list[int]) -> DemoRepo
 def up(
     months: Months = "12",
     replay: Annotated[bool, typer.Option(help="Replay the demo data after deploying.")] = True,
+    scale_out: ScaleOut = False,
+    workers: Workers = None,
 ) -> None:
     """Start the local stack (Prefect server, deployments, workers, demo replay) until Ctrl-C."""
-    from flowfactory.stack import LocalStack, replays_demo  # noqa: PLC0415 - loads Prefect
+    from flowfactory.stack import replays_demo  # noqa: PLC0415 - loads Prefect
 
     settings = get_settings()
     project = project_of(settings)
     replay_months = _months(months)
-    with LocalStack(settings) as stack:
+    with _new_stack(settings, scale_out, workers) as stack:
         try:
             _start_stack(stack, project)
             typer.echo(f"Prefect UI: {settings.ui_url}  (Ctrl-C stops everything)")
@@ -141,14 +167,14 @@ def _serve(stack: LocalStack) -> None:
 @report_errors
 def demo(
     months: Months = "2",
+    scale_out: ScaleOut = False,
+    workers: Workers = None,
 ) -> None:
     """Run the demo scenario once on the local stack, print a summary, and exit."""
-    from flowfactory.stack import LocalStack  # noqa: PLC0415 - loads Prefect (~1.5 s)
-
     settings = get_settings()
     project = project_of(settings)
     replay_months = _months(months)
-    with LocalStack(settings) as stack:
+    with _new_stack(settings, scale_out, workers) as stack:
         _start_stack(stack, project)
         result = _replay(project, settings, replay_months)
     if not result.ok:
@@ -165,6 +191,13 @@ def worker(
             "--pool",
             metavar="POOL",
             help="A work pool to serve (repeatable); default: every pool of the project.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="This worker's name in the Prefect UI, unique within a pool "
+            "(default: Prefect's, with a random suffix)."
         ),
     ] = None,
 ) -> None:
@@ -184,7 +217,7 @@ def worker(
     with LocalStack(settings.model_copy(update={"prefect_api_url": url})) as stack:
         try:
             for pool in chosen:
-                stack.start_worker(pool)
+                stack.start_worker(pool, name)
                 typer.echo(f"worker on pool {pool}: runs from {url}")
             warm = "on" if settings.warm_start else "off (FLOWFACTORY_WARM_START=false)"
             typer.echo(f"warm start {warm}; logs in {settings.state_path / 'logs'} (Ctrl-C stops)")

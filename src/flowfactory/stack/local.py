@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Self
@@ -34,7 +34,7 @@ from flowfactory.stack.warm import SOCKET_ENV, launcher_command
 
 SQLITE_SERVER: Final = "flowfactory.stack.sqlite_server"
 
-__all__ = ["SQLITE_SERVER", "LocalStack", "port_is_free"]
+__all__ = ["SQLITE_SERVER", "LocalStack", "free_port", "port_is_free"]
 
 _PREFECT: Final = str(Path(sys.executable).with_name("prefect"))
 # The server's writers, batched so that fewer transactions queue for SQLite's one write lock
@@ -61,17 +61,34 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 @dataclass
 class _Managed:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
     log: IO[bytes]
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def tail(self, lines: int = 25) -> str:
         self.log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+    def exited(self) -> StackError | None:
+        """The error to raise when the process has exited, None while it runs."""
+        if self.process.poll() is None:
+            return None
+        return StackError(
+            f"{self.name} exited with code {self.process.returncode}; "
+            f"last lines of {self.log_path}:\n{self.tail()}"
+        )
 
 
 @dataclass
@@ -112,7 +129,13 @@ class LocalStack:
             **self.extra_env,
         }
 
-    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> _Managed:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> _Managed:
         log_path = self.state / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("ab")
@@ -125,19 +148,36 @@ class LocalStack:
             cwd=self.settings.project_dir,
             start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
         )
-        managed = _Managed(name, process, log_path, log)
+        managed = _Managed(name, process, log_path, log, stop_signal)
         self.processes.append(managed)
         return managed
 
-    def start_server(self, timeout: float = 120.0) -> None:
-        """Start `prefect server start` and wait until its API is healthy."""
-        host, port = self.settings.api_host_port
+    @staticmethod
+    def _wait_until(
+        managed: _Managed, ready: Callable[[], bool], timeout: float, what: str
+    ) -> None:
+        """Poll ``ready`` until it holds; StackError if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (error := managed.exited()) is not None:
+                raise error
+            if ready():
+                return
+            time.sleep(0.25)
+        raise StackError(f"{what} within {timeout:.0f} s; see {managed.log_path}")
+
+    def _refuse_taken_port(self, host: str, port: int) -> None:
         if not port_is_free(host, port):
             raise StackError(
                 f"{host}:{port} is already in use (another `flowfactory up` or Prefect server?). "
                 "Stop it, or pick another port with "
                 f"FLOWFACTORY_PREFECT_API_URL=http://{host}:{port + 1}/api"
             )
+
+    def start_server(self, timeout: float = 120.0) -> None:
+        """Start `prefect server start` and wait until its API is healthy."""
+        host, port = self.settings.api_host_port
+        self._refuse_taken_port(host, port)
         # `prefect server start`, with write transactions that wait for the lock instead of
         # failing on it (see flowfactory.stack.sqlite_server).
         server = self._spawn(
@@ -145,19 +185,11 @@ class LocalStack:
             [sys.executable, "-m", SQLITE_SERVER, "--host", host, "--port", str(port)],
             self.env(),
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise StackError(
-                    f"the Prefect server exited with code {server.process.returncode}; "
-                    f"last lines of {server.log_path}:\n{server.tail()}"
-                )
-            if api_is_healthy(self.api_url, timeout=1.0):
-                return
-            time.sleep(0.25)
-        raise StackError(
-            f"the Prefect server did not become healthy within {timeout:.0f} s; "
-            f"see {server.log_path}"
+        self._wait_until(
+            server,
+            lambda: api_is_healthy(self.api_url, timeout=1.0),
+            timeout,
+            "the Prefect server did not become healthy",
         )
 
     def start_redis(self, timeout: float = 15.0) -> str | None:
@@ -166,12 +198,20 @@ class LocalStack:
         Workers, the warm executor and this process then share one circuit per dependency, so a
         breaker that one run opened is still open for the next. Nothing is persisted.
         """
+        if shutil.which("redis-server") is None:
+            return None
+        url = self._start_redis_server(timeout)
+        self.extra_env = {**self.extra_env, "FLOWFACTORY_BREAKER_REDIS_URL": url}
+        return url
+
+    def _start_redis_server(self, timeout: float = 15.0) -> str:
+        """Start ``redis-server`` on a free loopback port, unpersisted; returns ``redis://.../0``."""
         binary = shutil.which("redis-server")
         if binary is None:
-            return None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
+            raise StackError(
+                "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)"
+            )
+        port = free_port()
         argv = [
             binary,
             "--bind",
@@ -186,18 +226,13 @@ class LocalStack:
             "yes",
         ]
         redis = self._spawn("redis", argv, self.env())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if redis.process.poll() is not None:
-                raise StackError(
-                    f"redis-server exited; last lines of {redis.log_path}:\n{redis.tail()}"
-                )
-            if not port_is_free("127.0.0.1", port):
-                url = f"redis://127.0.0.1:{port}/0"
-                self.extra_env = {**self.extra_env, "FLOWFACTORY_BREAKER_REDIS_URL": url}
-                return url
-            time.sleep(0.05)
-        raise StackError(f"redis-server did not listen on port {port} within {timeout:.0f} s")
+        self._wait_until(
+            redis,
+            lambda: not port_is_free("127.0.0.1", port),
+            timeout,
+            f"redis-server did not listen on port {port}",
+        )
+        return f"redis://127.0.0.1:{port}/0"
 
     def start_warm_executor(self) -> Path:
         """Start the warm executor (see flowfactory.stack.warm) once; returns its socket."""
@@ -231,35 +266,47 @@ class LocalStack:
             else:
                 client.update_work_pool(pool, WorkPoolUpdate(base_job_template=template))
 
-    def start_worker(self, pool: str) -> None:
-        """Start a process worker on ``pool`` that polls for runs every ``poll_seconds``."""
+    def start_workers(self, pools: list[str]) -> None:
+        """Serve each of ``pools`` with a worker of this stack."""
+        for pool in pools:
+            self.start_worker(pool)
+
+    def start_worker(self, pool: str, name: str | None = None) -> None:
+        """Start a process worker on ``pool`` that polls for runs every ``poll_seconds``, named
+        ``name`` (default: Prefect's, with a random suffix) and running at most
+        ``worker_limit`` runs at once when that is set."""
         env = self.env()
         env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.settings.poll_seconds)
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = "5"
         if self.settings.warm_start:
             env[SOCKET_ENV] = str(self.start_warm_executor())
             self._use_warm_launcher(pool)
-        self._spawn(
-            f"worker-{pool}",
-            [_PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
-            env,
-        )
+        argv = [_PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
+        if name is not None:
+            argv += ["--name", name]
+        if self.settings.worker_limit is not None:
+            argv += ["--limit", str(self.settings.worker_limit)]
+        self._spawn(f"worker-{pool}", argv, env)
+
+    def topology(self) -> list[str]:
+        """What runs where, for the terminal."""
+        return [
+            f"Prefect server: {self.api_url} (SQLite in {self.state / 'prefect.db'})",
+            f"logs: {self.state / 'logs'}",
+        ]
 
     def check_alive(self) -> None:
         """Raise StackError if a process of the stack has exited."""
         for managed in self.processes:
-            if managed.process.poll() is not None:
-                raise StackError(
-                    f"{managed.name} exited with code {managed.process.returncode}; "
-                    f"last lines of {managed.log_path}:\n{managed.tail()}"
-                )
+            if (error := managed.exited()) is not None:
+                raise error
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop every process this stack started, workers first, then the server."""
         for managed in reversed(self.processes):
             if managed.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(managed.process.pid, signal.SIGTERM)
+                    os.killpg(managed.process.pid, managed.stop_signal)
         deadline = time.monotonic() + timeout
         for managed in reversed(self.processes):
             remaining = max(0.1, deadline - time.monotonic())
