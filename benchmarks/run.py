@@ -1,9 +1,12 @@
 """Run the benchmarks, print one table of figures and ratios, write results/latest.json.
 
 Usage: .venv/bin/python benchmarks/run.py
-       [--only load|run|events|mechanisms|schema|diff|breaker|embedded] [--embedded-months M]
+       [--only load|run|events|mechanisms|schema|diff|breaker|embedded|scale]
+       [--embedded-months M]
        [--load-repeats N] [--run-repeats K] [--schema-repeats S]
        [--diff-rows 1000000 10000000] [--diff-no-peers]
+       [--sf 1,10] [--cases q1,partitioned] [--sides flowfactory,polars] [--scale-repeats R]
+       [--demo-repeats D] [--rss-limit-gib G] [--keep-data] [--clean-data]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -26,10 +30,24 @@ import bench_events
 import bench_load
 import bench_mechanisms
 import bench_run
+import bench_scale
 import bench_schema
 
 RESULTS: Final = Path(__file__).resolve().parent / "results" / "latest.json"
 HEADER: Final = ("bench", "case", "best", "median", "per item", "ratio (median)", "target")
+SCALE_HEADER: Final = (
+    "case",
+    "SF",
+    "rows in",
+    "flowfactory",
+    "peak RSS",
+    "polars",
+    "peak RSS",
+    "time ratio",
+    "RSS ratio",
+    "outputs",
+    "target at SF10",
+)
 
 
 def _s(seconds: float) -> str:
@@ -349,8 +367,76 @@ def _embedded_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+def _side_cells(side: dict[str, Any] | None) -> tuple[str, str]:
+    """Time and peak memory of one side of a scale case."""
+    if side is None:
+        return "-", "-"
+    if side["over_limit"]:
+        return "killed", f"> {side['peak_rss_mib']:,.0f} MiB"
+    return f"{side['median_seconds']:.2f} s", f"{side['peak_rss_mib']:,.0f} MiB"
+
+
+def _scale_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    targets = result["targets"]
+    rows: list[tuple[str, ...]] = []
+    for item in result["runs"]:
+        ours = _side_cells(item.get("flowfactory"))
+        theirs = _side_cells(item.get("polars"))
+        equal = {True: "equal", False: "DIFFER", None: "-"}[item.get("outputs_equal")]
+        verdict = ""
+        if "meets_targets" in item:
+            verdict = "met" if item["meets_targets"] else "MISSED"
+            verdict = f"<= {targets['time_ratio']:g}x, <= {targets['rss_ratio']:g}x: {verdict}"
+        rows.append(
+            (
+                item["case"],
+                f"{item['sf']:g}",
+                f"{item['rows_in']:,}",
+                *ours,
+                *theirs,
+                f"{item['time_ratio']:.2f}x" if "time_ratio" in item else "-",
+                f"{item['rss_ratio']:.2f}x" if "rss_ratio" in item else "-",
+                equal,
+                verdict,
+            )
+        )
+    return rows
+
+
+def _scale_demo_rows(demo: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if demo is None:
+        return []
+    best, median = demo["best_seconds"], demo["median_seconds"]
+    overhead, bare = demo["overhead_seconds_median"], median["bare_inprocess"]
+    met = "met" if demo["meets_target"] else "MISSED"
+    target = bench_scale.TARGETS["overhead_s"]
+    rows: list[tuple[str, ...]] = []
+    for key, label in (
+        ("bare_inprocess", "demo month: bare polars, in-process"),
+        ("flow_inprocess", "demo month: flow called in-process"),
+        ("created_to_completed_seconds", "demo month: via worker, created to completed"),
+        ("flow_seconds", "demo month: via worker, the flow's own run"),
+        ("created_to_running_seconds", "demo month: via worker, created to running"),
+    ):
+        note = f"overhead +{overhead[key]:.2f} s" if key in overhead else ""
+        if key == "flow_inprocess":
+            note += f"; <= {target:g} s: {met}"
+        rows.append(
+            (
+                "scale",
+                label,
+                _s(best[key]),
+                _s(median[key]),
+                f"{demo['rows']:,} rows" if key == "bare_inprocess" else "",
+                f"{median[key] / bare:.2f}x" if key in overhead else "",
+                note,
+            )
+        )
+    return rows
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         cells = [
@@ -360,7 +446,7 @@ def _table(rows: list[tuple[str, ...]]) -> str:
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(HEADER), rule, *(line(r) for r in rows)])
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
 def _notes(results: dict[str, Any]) -> list[str]:
@@ -384,6 +470,25 @@ def _notes(results: dict[str, Any]) -> list[str]:
         notes.append(
             "run ratios: deployment run / bare subprocess, in-process flow / bare in-process"
         )
+    if "scale" in results:
+        scale = results["scale"]
+        sides = ", ".join(scale["sides"])
+        notes.append(
+            f"scale: TPC-H lineitem from tpchgen-cli, cached in {scale['data_dir']}; each side "
+            f"({sides}) in a subprocess, median of {scale['repeats']}; peak RSS of its process "
+            f"tree (a run above {scale['rss_limit_mib']:,.0f} MiB is killed); ratios flowfactory / "
+            "polars"
+        )
+        if scale["workspace"]:
+            notes.append(f"scale: pipelines, outputs and logs kept in {scale['workspace']}")
+        demo = scale["demo"]
+        if demo:
+            notes.append(
+                f"scale demo: {demo['pipeline']} {demo['partition']}, median of "
+                f"{demo['repeats']} interleaved after a warm-up; overhead = median - bare "
+                f"polars in-process; worker polls every {demo['worker_poll_seconds']:g} s; "
+                f"outputs identical: {demo['outputs_identical']}"
+            )
     if "schema" in results:
         schema = results["schema"]
         notes.append(
@@ -397,12 +502,81 @@ def _notes(results: dict[str, Any]) -> list[str]:
     return notes
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the selected benchmarks and report."""
+def _listed(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of some of ``choices``."""
+
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if item not in choices]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"expected some of {','.join(choices)}, got {text!r}")
+        return items
+
+    return parse
+
+
+def _scale_factors(text: str) -> list[float]:
+    """An argparse type: comma-separated positive scale factors (1,10 or 0.1)."""
+    try:
+        factors = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        factors = []
+    if not factors or any(f <= 0 for f in factors):
+        raise argparse.ArgumentTypeError(f"expected scale factors like 1,10 or 0.1, got {text!r}")
+    return factors
+
+
+def _scale_arguments(parser: argparse.ArgumentParser) -> None:
+    scale = parser.add_argument_group("bench_scale (TPC-H lineitem, and the demo month)")
+    scale.add_argument("--sf", type=_scale_factors, default=[1.0, 10.0], help="default 1,10")
+    scale.add_argument(
+        "--cases",
+        type=_listed(tuple(bench_scale.CASES)),
+        default=list(bench_scale.CASES),
+        help="default q1,partitioned",
+    )
+    scale.add_argument(
+        "--sides",
+        type=_listed(("flowfactory", "polars")),
+        default=["flowfactory", "polars"],
+        help="which side of each case to run; default both",
+    )
+    scale.add_argument("--scale-repeats", type=int, default=1, help="runs per case and side")
+    scale.add_argument(
+        "--demo-repeats", type=int, default=5, help="demo month repeats; 0 skips the demo"
+    )
+    scale.add_argument(
+        "--rss-limit-gib",
+        type=float,
+        help="kill a run whose memory passes this (default: half the available memory)",
+    )
+    scale.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the throwaway projects (pipelines, both sides' outputs, logs)",
+    )
+    scale.add_argument(
+        "--clean-data",
+        action="store_true",
+        help=f"remove the cached TPC-H files ({bench_scale.DATA_DIR}) and exit",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--only",
-        choices=["load", "run", "events", "mechanisms", "schema", "diff", "breaker", "embedded"],
+        choices=[
+            "load",
+            "run",
+            "events",
+            "mechanisms",
+            "schema",
+            "diff",
+            "breaker",
+            "embedded",
+            "scale",
+        ],
         help="run one benchmark only",
     )
     parser.add_argument("--events", type=int, default=30, help="events for bench_events (>= 30)")
@@ -420,8 +594,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--embedded-months", type=int, default=12, help="months bench_embedded replays (>= 3)"
     )
+    _scale_arguments(parser)
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run_scale(args: argparse.Namespace) -> dict[str, Any]:
+    return bench_scale.run(
+        scale_factors=args.sf,
+        cases=args.cases,
+        sides=args.sides,
+        repeats=args.scale_repeats,
+        demo_repeats=args.demo_repeats,
+        rss_limit=None if args.rss_limit_gib is None else int(args.rss_limit_gib * 2**30),
+        demo=args.demo_repeats > 0,
+        keep_data=args.keep_data,
+    )
+
+
+def _print_report(
+    results: dict[str, Any], rows: list[tuple[str, ...]], scale_rows: list[tuple[str, ...]]
+) -> None:
+    """The main table, bench_scale's table when it ran, then the notes."""
+    if rows:
+        print(_table(rows))
+    if scale_rows:
+        print(_table(scale_rows, SCALE_HEADER))
+    for note in _notes(results):
+        print(f"* {note}")
+    env = results["environment"]
+    print(
+        f"* python {env['python']}, prefect {env['prefect']}, polars {env['polars']}, "
+        f"{env['cpus']} CPUs; total {env['total_seconds']:.0f} s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the selected benchmarks and report."""
+    args = _parser().parse_args(argv)
+    if args.clean_data:
+        print(f"removed {bench_scale.clean_data()}")
+        return 0
 
     started = time.perf_counter()
     results: dict[str, Any] = {}
@@ -453,6 +666,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "embedded"):
         results["embedded"] = bench_embedded.run(months=args.embedded_months)
         rows += _embedded_rows(results["embedded"])
+    scale_rows: list[tuple[str, ...]] = []
+    if args.only in (None, "scale"):
+        results["scale"] = _run_scale(args)
+        scale_rows = _scale_rows(results["scale"])
+        rows += _scale_demo_rows(results["scale"]["demo"])
     results["environment"] = {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -462,14 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": time.perf_counter() - started,
     }
 
-    print(_table(rows))
-    for note in _notes(results):
-        print(f"* {note}")
-    env = results["environment"]
-    print(
-        f"* python {env['python']}, prefect {env['prefect']}, polars {env['polars']}, "
-        f"{env['cpus']} CPUs; total {env['total_seconds']:.0f} s"
-    )
+    _print_report(results, rows, scale_rows)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"* wrote {args.output}")
