@@ -48,6 +48,10 @@ _POLARS_PROTOCOLS: Final = frozenset(
         "https",
     }
 )
+# Stores whose fsspec filesystems would otherwise keep every listing for the life of the
+# process, so that files another process writes (a landed file, another worker's partition)
+# stayed unseen and a replaced file kept its old ETag; they are listed afresh instead.
+_LISTED_AFRESH: Final = _POLARS_PROTOCOLS - {"file"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,14 @@ class PartitionFiles:
 def _protocol(fs: fsspec.AbstractFileSystem) -> str:
     protocol = fs.protocol
     return str(protocol[0] if isinstance(protocol, tuple | list) else protocol)
+
+
+def _open_filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem of ``url`` and the path in it, listing remote stores afresh."""
+    protocol, _ = fsspec.core.split_protocol(url)
+    options = {"use_listings_cache": False} if protocol in _LISTED_AFRESH else {}
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    return fs, str(path)
 
 
 def polars_location(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
@@ -109,7 +121,7 @@ class DataRoot:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = _open_filesystem(url)
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = root.rstrip("/")
         self.is_local = isinstance(fs, LocalFileSystem)
@@ -248,8 +260,7 @@ class DataRoot:
     def source_fs_and_pattern(self, source: FileSource) -> tuple[fsspec.AbstractFileSystem, str]:
         """The filesystem and path (or glob) of a file source."""
         if source.is_url:
-            fs, pattern = fsspec.core.url_to_fs(source.path)
-            return fs, pattern
+            return _open_filesystem(source.path)
         return self.fs, self._join(source.path)
 
     def source_files(self, source: FileSource) -> tuple[fsspec.AbstractFileSystem, list[str]]:
@@ -286,13 +297,17 @@ class DataRoot:
         return data
 
     def create_exclusive(self, relative: str, data: bytes) -> bool:
-        """Create a file only if it does not exist yet; False if it did."""
+        """Create a file only if it does not exist yet; False if it did.
+
+        Atomic on a local root (``O_EXCL``) and on S3 (a conditional PUT, ``If-None-Match: *``);
+        on other remote stores fsspec checks first, so two creators may both succeed there.
+        """
         target = self._join(relative)
         if not self.is_local:
-            # Object stores have no portable create-if-absent; best effort.
-            if self.fs.exists(target):
+            try:
+                self.fs.pipe_file(target, data, mode="create")
+            except FileExistsError:
                 return False
-            self.fs.pipe_file(target, data)
             return True
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         try:
