@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         default_factory=lambda: ["transforms"],
         description="Module roots from which Python transforms may be imported.",
     )
+    flow_heartbeats: bool = Field(
+        default=False,
+        description="Send Prefect's flow-run heartbeats (for an automation of your own that "
+        "spots crashed runs). Off by default: nothing in flowfactory reads them, and stopping "
+        "their thread adds up to a second to the end of every run.",
+    )
     poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the local worker polls for runs."
     )

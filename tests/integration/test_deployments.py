@@ -136,7 +136,10 @@ def test_deploy_then_run_through_the_worker(tmp_path: Path, stack: LocalStack) -
     assert dict(zip(totals["customer"], totals["total"], strict=True)) == {"ann": 11.5, "bob": 4.5}
 
     markdown = asyncio.run(_latest_artifact_markdown(f"{prefix}-orders-summary".replace("_", "-")))
-    assert "| rows in | 3 |" in markdown
+    # A CSV source's rows are not counted (that would be a second read); its bytes are.
+    landed = sum(f.stat().st_size for f in (root / "data/landing/orders").glob("*.csv"))
+    assert "| rows in | — |" in markdown
+    assert f"| source | — | {landed:,} |" in markdown
     assert "| rows out | 3 |" in markdown
     assert "month=1" in markdown
 

@@ -66,6 +66,7 @@ def run(
     from prefect.flows import load_flow_from_entrypoint  # noqa: PLC0415 - loads Prefect (~1.5 s)
 
     from flowfactory.orchestration import PIPELINE_ENTRYPOINT  # noqa: PLC0415 - loads Prefect
+    from flowfactory.orchestration.flows import engine_settings  # noqa: PLC0415 - loads Prefect
 
     # Config mistakes (including SQL over missing columns) surface here, positioned.
     root, scope = (
@@ -77,7 +78,8 @@ def run(
         check_run_partition(found, root, scope)
     pipeline_flow: Flow[..., Any] = load_flow_from_entrypoint(PIPELINE_ENTRYPOINT)
     # Flow.__call__'s overloads do not cover return_state=True.
-    state = cast("State[Any]", pipeline_flow(name, partition, None, version, return_state=True))
+    with engine_settings(settings):
+        state = cast("State[Any]", pipeline_flow(name, partition, None, version, return_state=True))
     if not state.is_completed():
         print_error(f"error: run of {name} ended {state.name}: {state.message or ''}".rstrip(": "))
         raise typer.Exit(1)

@@ -6,7 +6,6 @@ import importlib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
 
 import polars as pl
 
@@ -47,8 +46,6 @@ __all__ = [
 ]
 
 TransformFn = Callable[..., pl.LazyFrame | pl.DataFrame]
-# Text sources are counted for the run summary only up to this size: counting is a full read.
-_COUNTED_TEXT_BYTES: Final = 64 * 1024 * 1024
 # Reads an `http:` source; supplied by the orchestration layer, which owns the API's block.
 HttpReader = Callable[[HttpSource], pl.DataFrame]
 
@@ -121,7 +118,7 @@ def open_source(
 ) -> SourceScan:
     """A source as a scan with its files, rows and bytes; reads no data but footers and headers.
 
-    Rows come from Parquet footers, and from counting text files only while they are small.
+    Rows come from Parquet footers; text files' rows are left uncounted.
     """
     if isinstance(source, HttpSource):
         answer = read_source(source, root, partition, read_http=read_http)
@@ -131,9 +128,9 @@ def open_source(
         files = dataset_files(root, source.dataset, partition)
     else:
         files = source_files(root, source, expected)
-    rows: int | None = None
-    if files.format == "parquet" or files.bytes <= _COUNTED_TEXT_BYTES:
-        rows = frame.select(pl.len()).collect().item()
+    # Parquet footers hold row counts; a text file's rows are known only by reading it, which
+    # would double the run's reading, so they go uncounted (its bytes are known).
+    rows = frame.select(pl.len()).collect().item() if files.format == "parquet" else None
     return SourceScan(frame, files, rows, files.bytes)
 
 

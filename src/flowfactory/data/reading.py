@@ -82,11 +82,16 @@ def read_files(
 ) -> pl.LazyFrame:
     """The files a file source names, as one scan, filtered to ``partition`` if given."""
     files = source_files(root, source, expected)
-    schemas = [_file_schema(files, path) for path in files.paths]
+    # Each file's scan is built once: its schema (for text files, an inference pass) is then
+    # known to the plan, and no later step reads the file again to learn it.
+    scans = [_scan_one(files, path, _overrides(files, None)) for path in files.paths]
+    schemas = [
+        _file_schema(files, path, scan) for path, scan in zip(files.paths, scans, strict=True)
+    ]
     if expected is not None:
         for path, schema in zip(files.paths, schemas, strict=True):
             _check_expected(path, schema, expected, files.format)
-    return _filter_partition(_scan_all(files, schemas), partition)
+    return _filter_partition(_scan_all(files, schemas, scans), partition)
 
 
 def source_files(
@@ -177,10 +182,10 @@ def _scan_one(
     return pl.scan_ndjson(target, storage_options=options)
 
 
-def _file_schema(files: SourceFiles, path: str) -> pl.Schema:
+def _file_schema(files: SourceFiles, path: str, scan: pl.LazyFrame) -> pl.Schema:
     """A file's columns from its footer or header; a file that has none is bad data, named."""
     try:
-        return _scan_one(files, path, None).collect_schema()
+        return scan.collect_schema()
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise BadDataError(f"{path}: cannot read it as {files.format}: {_first_line(exc)}") from exc
 
@@ -206,10 +211,14 @@ def _check_expected(path: str, schema: pl.Schema, expected: ExpectedColumns, fmt
         )
 
 
-def _scan_all(files: SourceFiles, schemas: Sequence[pl.Schema | None]) -> pl.LazyFrame:
-    """One scan over every file; files whose inferred schemas differ are concatenated relaxed."""
+def _scan_all(
+    files: SourceFiles,
+    schemas: Sequence[pl.Schema | None],
+    scans: Sequence[pl.LazyFrame] | None = None,
+) -> pl.LazyFrame:
+    """One scan over every file; files whose schemas differ are concatenated relaxed."""
     same = all(s == schemas[0] for s in schemas)
-    if files.format == "parquet" and same:
+    if files.format == "parquet" and same and len(files.paths) > 1:
         locations = [polars_location(files.fs, p) for p in files.paths]
         if all(loc is not None for loc in locations):
             return pl.scan_parquet(
@@ -217,8 +226,9 @@ def _scan_all(files: SourceFiles, schemas: Sequence[pl.Schema | None]) -> pl.Laz
                 storage_options=polars_storage_options(files.fs),
                 hive_partitioning=False,
             )
-    frames = [
-        _scan_one(files, path, _overrides(files, schema))
-        for path, schema in zip(files.paths, schemas, strict=True)
-    ]
+    frames = (
+        list(scans)
+        if scans is not None
+        else [_scan_one(files, path, _overrides(files, None)) for path in files.paths]
+    )
     return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]

@@ -2,8 +2,9 @@
 
 ``stage_output`` runs the plan once, on polars' streaming engine, into a staging folder: one
 folder per partition, a large partition split into files of about ``max_file_size``. With a
-``key``, each partition's rows are then sorted by it (one partition in memory at a time, never
-the whole output), so the same rows give the same files. It then measures every staged
+``key``, each partition's rows are sorted by it (one partition in memory at a time, never the
+whole output; a partition already in key order is only checked), so the same rows give the
+same files. It then measures every staged
 partition with one streaming aggregation over its files: rows, null counts, duplicate keys and
 a content hash of the rows. Nothing a reader sees has changed yet.
 
@@ -176,23 +177,15 @@ def stage_output(
     folder = root.staging_folder()
     file_bytes = int(destination.max_file_size)
     try:
-        if destination.key and not columns:
-            sorted_plan = plan.sort(destination.key, nulls_last=True, maintain_order=True)
-            _sink(sorted_plan, folder, [], file_bytes)
-        elif destination.key:
-            # Sorting needs a partition's rows together: stream them out unsorted first, then
-            # sort one partition at a time.
-            raw = folder / _RAW
-            _sink(plan, raw, columns, None)
-            for part_folder in _partition_folders(raw, columns):
-                relative = part_folder.relative_to(raw)
-                sorted_plan = pl.scan_parquet(sorted(part_folder.glob("*.parquet"))).sort(
-                    destination.key, nulls_last=True, maintain_order=True
-                )
-                _sink(sorted_plan, folder / relative, [], file_bytes)
-            shutil.rmtree(raw)
+        key = destination.key
+        if key and (not columns or partition is not None):
+            # One partition: sorted as it streams out.
+            target = folder / partition.path if columns and partition is not None else folder
+            _sink(plan.sort(key, nulls_last=True, maintain_order=True), target, [], file_bytes)
         else:
             _sink(plan, folder, columns, file_bytes)
+            for part_folder in _partition_folders(folder, columns) if key else []:
+                _sort_partition(part_folder, key, file_bytes)
         staged = _measure(
             folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
         )
@@ -206,6 +199,39 @@ def stage_output(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return StagedOutput(destination.dataset, folder, dict(schema), tuple(staged))
+
+
+def _unsorted(key: Sequence[str]) -> pl.Expr:
+    """True when some row is out of ``key`` order (lexicographic, nulls last) after the one
+    before it; a null in the key counts as out of order, which only costs a sort."""
+    out_of_order: pl.Expr = pl.lit(value=False)
+    tied: pl.Expr = pl.lit(value=True)
+    for column in key:
+        value, before = pl.col(column), pl.col(column).shift(1)
+        out_of_order = out_of_order | (tied & (value < before))
+        tied = tied & (value == before)
+    has_null = pl.any_horizontal(pl.col(list(key)).is_null())
+    return (out_of_order.fill_null(value=False) | has_null).any()
+
+
+def _sort_partition(folder: Path, key: Sequence[str], file_bytes: int) -> None:
+    """Sort one staged partition by ``key`` unless it already is (then nothing is rewritten).
+
+    Rows keep the order they stream in, so input that is in key order (as tables usually are,
+    loaded in key order) costs one read of the key columns here, not a sort.
+    """
+    files = sorted(folder.glob("*.parquet"))
+    unsorted = pl.scan_parquet(files).select(_unsorted(key)).collect(engine="streaming").item()
+    if not unsorted:
+        return
+    resorted = folder.with_name(f"{folder.name}{_RAW}")
+    plan = pl.scan_parquet(files).sort(list(key), nulls_last=True, maintain_order=True)
+    _sink(plan, resorted, [], file_bytes)
+    for file in files:
+        file.unlink()
+    for file in resorted.iterdir():
+        file.rename(folder / file.name)
+    resorted.rmdir()
 
 
 def _partition_folders(folder: Path, columns: list[str]) -> list[Path]:

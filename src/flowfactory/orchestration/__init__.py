@@ -87,7 +87,6 @@ if TYPE_CHECKING:
     from flowfactory.orchestration.tasks import (
         announce,
         check_contract,
-        check_rows,
         commit,
         read,
         transform,
@@ -130,7 +129,6 @@ _HOMES: dict[str, str] = {
     "canary_run": "canary",
     "change_live_version": "canary",
     "check_contract": "tasks",
-    "check_rows": "tasks",
     "commit": "tasks",
     "check_sla": "slas",
     "dataset_resource": "events",
@@ -202,7 +200,6 @@ __all__ = [
     "canary_run",
     "change_live_version",
     "check_contract",
-    "check_rows",
     "check_sla",
     "commit",
     "dataset_resource",

@@ -8,18 +8,45 @@ its body in this layer.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from flowfactory.orchestration.announce import reconcile_project, route_update
 from flowfactory.orchestration.canary import canary_run, version_run
 from flowfactory.orchestration.pipeline import run_pipeline
 from flowfactory.orchestration.slas import check_sla
+from flowfactory.settings import Settings
 
-__all__ = ["canary", "canary_version", "dataset_router", "pipeline", "reconcile", "sla_check"]
+__all__ = [
+    "canary",
+    "canary_version",
+    "dataset_router",
+    "engine_settings",
+    "pipeline",
+    "reconcile",
+    "sla_check",
+]
+
+
+@contextlib.contextmanager
+def engine_settings(settings: Settings) -> Iterator[None]:
+    """The Prefect settings flowfactory's runs go by, around a run's engine (``flowfactory run``
+    and the warm executor): no flow-run heartbeats unless ``flow_heartbeats`` asks for them.
+
+    The engine reads the heartbeat setting as a run starts; it cannot be set to none through
+    the environment, so it is set here.
+    """
+    if settings.flow_heartbeats:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def _pipeline_run_name() -> str:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed
+from prefect.utilities.annotations import quote
 
 from flowfactory.breaker import source_dependency
 from flowfactory.canary import pipeline_at
@@ -39,7 +40,6 @@ from flowfactory.orchestration.breakers import retry_condition
 from flowfactory.orchestration.tasks import (
     announce,
     check_contract,
-    check_rows,
     commit,
     read,
     transform,
@@ -58,6 +58,8 @@ from flowfactory.schema import input_contract_path, locked_input_schemas, projec
 from flowfactory.settings import Settings, get_settings
 
 __all__ = ["run_pipeline"]
+
+T = TypeVar("T")
 
 
 def _skipped(skip: Skip) -> State[Any]:
@@ -162,22 +164,30 @@ def _run_steps(
     consumed = input_versions(pipeline, root, scope)
     breaker = pipeline.config.circuit_breaker
     expected = _expected_columns(pipeline, settings)
-    futures = {
-        table: _guarded_task(read_with_retries, [source], breaker).submit(
-            table, source, root, scope, breaker=breaker, expected=expected.get(table)
-        )
+    readers = {
+        table: _guarded_task(read_with_retries, [source], breaker)
         for table, source in pipeline.config.inputs.items()
     }
-    scans = {table: future.result() for table, future in futures.items()}
-    plan = transform(pipeline, scans, function)
-    check_contract(pipeline, plan, settings)
+    arguments = {
+        table: ((table, source, root, scope), {"breaker": breaker, "expected": expected.get(table)})
+        for table, source in pipeline.config.inputs.items()
+    }
+    if len(readers) == 1:  # nothing to wait for in parallel: no thread hand-off
+        ((table, reader),) = readers.items()
+        args, kwargs = arguments[table]
+        scans = {table: reader(*args, **kwargs)}
+    else:
+        futures = {t: r.submit(*arguments[t][0], **arguments[t][1]) for t, r in readers.items()}
+        scans = {table: future.result() for table, future in futures.items()}
+    file, config = _as_is(pipeline), _as_is(settings)
+    plan = transform(file, _as_is(scans), function)
+    check_contract(file, _as_is(plan), config)
     remote = [s for s in pipeline.config.inputs.values() if not isinstance(s, HttpSource)]
     staged = _guarded_task(write_with_retries, remote, breaker)(
-        pipeline, plan, scans, root, partition=scope, settings=settings
+        file, _as_is(plan), _as_is(scans), root, partition=scope, settings=config
     )
-    check_rows(pipeline, staged, settings)
-    written = commit(pipeline, staged, root)
-    announce(pipeline, written, staged.schema, root, settings, scope=scope, inputs=consumed)
+    written = commit(file, _as_is(staged), root, config)
+    announce(file, written, staged.schema, root, config, scope=scope, inputs=consumed)
     return RunSummary(
         pipeline=pipeline.name,
         partition=scope,
@@ -185,6 +195,13 @@ def _run_steps(
         bytes_in={table: scan.bytes for table, scan in scans.items()},
         written=written,
     )
+
+
+def _as_is(value: T) -> T:
+    """``value`` handed to a task untouched. Prefect walks every task argument for futures to
+    resolve; on a parsed pipeline file, the settings and a plan that is tens of milliseconds per
+    task, and none of them holds a future."""
+    return cast("T", quote(value))
 
 
 def _expected_columns(pipeline: PipelineFile, settings: Settings) -> dict[str, ExpectedColumns]:

@@ -1,6 +1,6 @@
 """The Prefect tasks of a pipeline run, in the order the UI shows them: read each source,
-transform, check the contract's dtypes, write (stream into staging), check the rows, commit,
-announce.
+transform, check the contract's dtypes, write (stream into staging), commit (after checking the
+staged rows), announce.
 
 Data never passes through a task's result: ``read`` and ``transform`` return lazy plans, and
 ``write`` returns what it staged, measured. The plan runs once, inside ``write``, which is where
@@ -55,7 +55,7 @@ from flowfactory.orchestration.partitions import (
 from flowfactory.schema import OutputCheck, OutputFacts, check_output, data_requirements
 from flowfactory.settings import Settings
 
-__all__ = ["announce", "check_contract", "check_rows", "commit", "read", "transform", "write"]
+__all__ = ["announce", "check_contract", "commit", "read", "transform", "write"]
 
 
 @task(name="read", task_run_name="read-{table}", cache_policy=NO_CACHE)
@@ -107,7 +107,7 @@ def check_contract(pipeline: PipelineFile, plan: pl.LazyFrame, settings: Setting
         _refuse(report)
 
 
-@task(name="write", task_run_name="write-{pipeline.name}", cache_policy=NO_CACHE)
+@task(name="write", cache_policy=NO_CACHE)
 def write(
     pipeline: PipelineFile,
     plan: pl.LazyFrame,
@@ -146,23 +146,21 @@ def _remote_breakers(pipeline: PipelineFile) -> list[Breaker]:
     return [guard for guard in found if guard is not None]
 
 
-@task(name="check-rows", cache_policy=NO_CACHE)
-def check_rows(pipeline: PipelineFile, staged: StagedOutput, settings: Settings) -> None:
-    """Refuse the commit when the staged rows break NOT NULL or key uniqueness."""
-    facts = OutputFacts(staged.nulls, staged.duplicate_keys)
-    report = check_output(pipeline, staged.schema, settings, facts)
-    if report is None:
-        return
-    try:
-        _refuse(report)
-    except SchemaIncompatibleError:
-        discard_staged(staged)
-        raise
-
-
-@task(name="commit", task_run_name="commit-{pipeline.name}", cache_policy=NO_CACHE)
-def commit(pipeline: PipelineFile, staged: StagedOutput, root: DataRoot) -> list[WrittenPartition]:
-    """Make each staged partition live, at once; a partition whose rows did not change stays."""
+@task(name="commit", cache_policy=NO_CACHE)
+def commit(
+    pipeline: PipelineFile, staged: StagedOutput, root: DataRoot, settings: Settings
+) -> list[WrittenPartition]:
+    """Check the staged rows (NOT NULL, key uniqueness), then make each staged partition live,
+    at once; a partition whose rows did not change stays. A violation commits nothing."""
+    report = check_output(
+        pipeline, staged.schema, settings, OutputFacts(staged.nulls, staged.duplicate_keys)
+    )
+    if report is not None:
+        try:
+            _refuse(report)
+        except SchemaIncompatibleError:
+            discard_staged(staged)
+            raise
     written = commit_output(root, staged)
     get_run_logger().info(
         "%s: %d partition(s) committed, %d unchanged",

@@ -186,9 +186,13 @@ def _run_child(connection: socket.socket, request: dict[str, object], fds: list[
     import prefect.engine  # noqa: PLC0415 - preloaded, this only looks it up
 
     sys.argv = [prefect.engine.__file__, *(str(arg) for arg in argv)]
+    from flowfactory.orchestration.flows import engine_settings  # noqa: PLC0415 - preloaded
+    from flowfactory.settings import get_settings  # noqa: PLC0415
+
     try:
         # Exactly what `python -m prefect.engine` runs, on modules that are already imported.
-        runpy.run_path(prefect.engine.__file__, run_name="__main__")
+        with engine_settings(get_settings()):
+            runpy.run_path(prefect.engine.__file__, run_name="__main__")
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     return 0

@@ -425,3 +425,20 @@ def test_memory_root_reads_csv(memory_root: DataRoot) -> None:
     with pytest.raises(PipelineRunError) as caught:
         read_files(memory_root, FileSource(path="landing/*.parquet"))
     assert str(caught.value) == f"no files match landing/*.parquet under {memory_root.url}"
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1], [3, None, 1, 2, None, 6]],
+    ids=["in-key-order", "reversed", "with-nulls"],
+)
+def test_every_partition_ends_sorted_by_key(tmp_path: Path, ids: list[int | None]) -> None:
+    """Whatever order rows stream in, each partition's file is in key order, nulls last."""
+    root = DataRoot(str(tmp_path))
+    frame = pl.DataFrame(
+        {"year": [2013] * 6, "month": [1, 2, 1, 2, 1, 2], "id": ids, "carrier": ["x"] * 6}
+    )
+    for part in write_dataset(root, frame, DEST):
+        (only,) = part.files
+        got = pl.read_parquet(only)["id"].to_list()
+        assert got == sorted(got, key=lambda v: (v is None, v or 0))
