@@ -276,6 +276,14 @@ def _measure(
     return staged
 
 
+def _row_hash(schema: pl.Schema) -> pl.Expr:
+    """A hash of each whole row: each column hashed with its own seed, summed, hashed again (so
+    that which values share a row counts, not only each column's values). Several times faster
+    than hashing the row as a struct."""
+    columns = [pl.col(name).hash(_HASH_SEED + index) for index, name in enumerate(schema.names())]
+    return pl.sum_horizontal(columns).hash(_HASH_SEED)
+
+
 def _measure_partition(
     files: tuple[Path, ...],
     schema: pl.Schema,
@@ -290,7 +298,7 @@ def _measure_partition(
     keyed = bool(unique_key) and all(k in schema for k in unique_key)
     measures = [
         pl.len().alias("rows"),
-        pl.struct(pl.all()).hash(_HASH_SEED).sum().alias("hash"),
+        _row_hash(schema).sum().alias("hash"),
         *(pl.col(c).null_count().alias(f"null:{c}") for c in present),
     ]
     if keyed:

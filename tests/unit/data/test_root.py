@@ -442,3 +442,13 @@ def test_every_partition_ends_sorted_by_key(tmp_path: Path, ids: list[int | None
         (only,) = part.files
         got = pl.read_parquet(only)["id"].to_list()
         assert got == sorted(got, key=lambda v: (v is None, v or 0))
+
+
+def test_the_content_hash_knows_which_values_share_a_row(tmp_path: Path) -> None:
+    """Two outputs with the same values per column but paired differently are different."""
+    root = DataRoot(str(tmp_path))
+    destination = Destination(dataset="pairs")
+    (first,) = write_dataset(root, pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}), destination)
+    (second,) = write_dataset(root, pl.DataFrame({"a": [1, 2], "b": ["y", "x"]}), destination)
+    assert second.changed
+    assert second.content_hash != first.content_hash
