@@ -29,6 +29,7 @@ from typing import Any, Final
 import polars as pl
 
 from flowfactory.config import Project, load_project
+from flowfactory.data import DataRoot, Partition
 from flowfactory.orchestration import PIPELINE_ENTRYPOINT
 from flowfactory.settings import Settings
 from flowfactory.stack import LandingZone, LocalStack
@@ -226,7 +227,7 @@ def _measure(
                 times[name].append(_timed(fn))
         stack.check_alive()
     produced = pl.read_parquet(
-        Path(settings.data_root_url) / "flights" / PARTITION / "part-0.parquet"
+        DataRoot(settings.data_root_url).dataset_files("flights", Partition.parse(PARTITION))
     )
     bare = pl.read_parquet(out_sub)
     facts = {

@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
-from tests.helpers import FLOWFACTORY, REPO, cli_env, free_port, read_until, write_project
+from tests.helpers import (
+    FLOWFACTORY,
+    REPO,
+    cli_env,
+    free_port,
+    read_partition,
+    read_until,
+    write_project,
+)
 from tests.integration.test_data_aware import _producer_and_consumer
 
 from flowfactory.errors import StackError
@@ -205,9 +213,8 @@ def test_one_command_starts_the_topology_and_the_demo_passes_through_it(
         assert (topology.state / "workers" / name / "logs/warm-executor.log").exists()
     for pipeline in DEMO_PIPELINES:
         assert re.search(rf"^{pipeline}\s+1/1\s", out, re.MULTILINE), out
-    flights = topology.data / "flights/year=2013/month=1/part-0.parquet"
-    assert pl.read_parquet(flights).height == 27004
-    info = pl.read_parquet(topology.data / "airport_info/part-0.parquet")
+    assert read_partition(topology.data, "flights", "year=2013/month=1").height == 27004
+    info = read_partition(topology.data, "airport_info")
     assert sorted(info["faa"].to_list()) == ["EWR", "JFK", "LGA"]
 
 
@@ -278,7 +285,7 @@ def test_an_automation_of_the_services_process_starts_a_consumer_on_a_worker(
     ]
     assert len(created_by_automation) == 1
     assert _worker_of(api, run["id"]) in WORKERS
-    sums = pl.read_parquet(topology.data / f"{p}_sums/month=1/part-0.parquet")
+    sums = read_partition(topology.data, f"{p}_sums", "month=1")
     assert sums.select("orders", "total").rows() == [(2, 15)]
 
 
