@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 import pytest
 from tests.helpers import (
     FLOWFACTORY,
