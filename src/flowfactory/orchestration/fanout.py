@@ -57,9 +57,9 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from flowfactory.orchestration import events
 from flowfactory.orchestration.entrypoints import PIPELINE_FLOW
 from flowfactory.scheduling import KeyedRun, Readiness, RunPhase, run_key, runs_to_start
+from flowfactory.settings import get_settings
 
 __all__ = [
-    "CONCURRENCY",
     "RETRY_BUDGET_SECONDS",
     "Cause",
     "ConsumerRun",
@@ -72,8 +72,6 @@ __all__ = [
     "start_runs",
 ]
 
-# Enough to keep a server busy; SQLite serialises writes, so more only adds lock waits.
-CONCURRENCY: Final = 8
 RETRY_BUDGET_SECONDS: Final = 60.0
 _FIRST_PAUSE: Final = 0.1
 _LONGEST_PAUSE: Final = 3.0
@@ -163,18 +161,31 @@ async def _retrying(call: Callable[[], Awaitable[_T]], deadline: float) -> _T:
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 
+# Deployment ids by (API URL, pipeline), kept for the process: a deployment keeps its id when
+# it is deployed again, and a create that finds it gone (404) looks it up afresh.
+_DEPLOYMENT_IDS: dict[tuple[str, str], UUID] = {}
+
+
 async def _deployment_ids(
     client: PrefectClient, pipelines: set[str], deadline: float
 ) -> dict[str, UUID]:
-    """The ids of the ``pipeline/<name>`` deployments, in one request."""
-    found = await _retrying(
-        lambda: client.read_deployments(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=sorted(pipelines))),
-        ),
-        deadline,
-    )
-    return {d.name: d.id for d in found}
+    """The ids of the ``pipeline/<name>`` deployments, looking up the ones not known yet."""
+    api = str(client.api_url)
+    missing = sorted(p for p in pipelines if (api, p) not in _DEPLOYMENT_IDS)
+    if missing:
+        found = await _retrying(
+            lambda: client.read_deployments(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=missing)),
+            ),
+            deadline,
+        )
+        _DEPLOYMENT_IDS.update({(api, d.name): d.id for d in found})
+    return {p: _DEPLOYMENT_IDS[api, p] for p in pipelines if (api, p) in _DEPLOYMENT_IDS}
+
+
+def _forget_deployment(client: PrefectClient, pipeline: str) -> None:
+    _DEPLOYMENT_IDS.pop((str(client.api_url), pipeline), None)
 
 
 async def _create(
@@ -220,9 +231,21 @@ class _Batch:
         client, deadline = self.client, self.deadline
         async with self.gate:
             try:
-                run, created = await _retrying(
-                    lambda: _create(client, deployment_id, inputs, cause), deadline
-                )
+                try:
+                    run, created = await _retrying(
+                        lambda: _create(client, deployment_id, inputs, cause), deadline
+                    )
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != httpx.codes.NOT_FOUND:
+                        raise
+                    # Deleted and deployed again since its id was kept: look it up once more.
+                    _forget_deployment(client, inputs.pipeline)
+                    ids = await _deployment_ids(client, {inputs.pipeline}, deadline)
+                    if inputs.pipeline not in ids:
+                        return ConsumerRun(inputs, Outcome.not_deployed)
+                    run, created = await _retrying(
+                        lambda: _create(client, ids[inputs.pipeline], inputs, cause), deadline
+                    )
                 outcome = Outcome.created if created else Outcome.existing
                 if not created and _phase(run) is RunPhase.failed:
                     restarted = await _retrying(lambda: _restart(client, run, cause), deadline)
@@ -263,17 +286,21 @@ async def _start_all(
 def start_runs(
     requests: Sequence[tuple[Readiness, Cause]],
     *,
-    concurrency: int = CONCURRENCY,
+    concurrency: int | None = None,
     budget: float = RETRY_BUDGET_SECONDS,
 ) -> list[ConsumerRun]:
-    """Make sure each input state has its run, each with its cause; what became of each."""
+    """Make sure each input state has its run, each with its cause; what became of each.
+
+    ``concurrency`` defaults to the ``run_creation_concurrency`` setting.
+    """
     if not requests:
         return []
-    return run_coro_as_sync(_start_all(requests, concurrency, budget))
+    limit = concurrency or get_settings().run_creation_concurrency
+    return run_coro_as_sync(_start_all(requests, limit, budget))
 
 
 def start_consumer_runs(
-    wanted: Sequence[Readiness], cause: Cause, *, concurrency: int = CONCURRENCY
+    wanted: Sequence[Readiness], cause: Cause, *, concurrency: int | None = None
 ) -> list[ConsumerRun]:
     """Make sure each state in ``wanted`` has its run, for one cause; what became of each."""
     return start_runs([(inputs, cause) for inputs in wanted], concurrency=concurrency)
