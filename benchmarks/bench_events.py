@@ -2,36 +2,49 @@
 
 On a local stack (a real ``prefect server start`` and a process worker polling every second), a
 consumer triggers on an external dataset. For each of N partitions the benchmark lands a file,
-announces it the way ``flowfactory emit`` does (``dataset.updated``, readiness, ``pipeline.ready``),
-and reads back when the consumer's run was created and when it started running (its flow code
-starts right after). It reports p50 and p95 of each stage.
+announces it the way ``flowfactory emit`` does (``dataset.updated``, readiness, the consumer's
+run created under its input state's key), and reads back when the consumer's run was created and
+when it started running (its flow code starts right after). It reports p50 and p95 of each stage.
 
-Two more scenarios, each on a stack of its own:
+Two more scenarios, each on a stack of its own, each played three ways on that stack, one after
+the other: **flowfactory** (the announcer creates the runs), **automations** (the path before
+it: one Prefect automation per consumer, RunDeployment on ``dataset.updated``), and the
+**floor** (the same number of runs created directly through the Prefect client, as
+concurrently as flowfactory does). Each way has consumers of its own; times are the server's
+``created`` and ``start_time`` of the last run, from the moment the update was announced:
 
-- fan-out: one update of a dataset that 50 consumers trigger on; every consumer must start;
-- burst: 300 partitions announced back to back; the consumer must get exactly 300 runs. No
-  worker runs here, so what is counted is the event path alone (event, readiness check,
-  automation, run creation), not the worker's capacity to run 300 flows at once.
+- fan-out: one update of a dataset that 50 consumers read;
+- burst: 300 partitions announced back to back; exactly 300 runs, none lost or doubled. The work
+  pool runs at most ``BURST_POOL_LIMIT`` at once, so "all started" is the worker's throughput.
+
+``api_url`` points both at another stack (its deployments are replaced, its workers run the
+flows) instead of a SQLite stack of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from bench_run import _free_port, deployed_stack
+from bench_run import _environment, _free_port, _quiet_prefect_console, deployed_stack
+from flowfactory.config import Project, load_project
 from flowfactory.data import DataRoot
-from flowfactory.orchestration import announce_update
+from flowfactory.orchestration import DATASET_UPDATED, announce_update
 from flowfactory.settings import Settings
 
 __all__ = ["run", "run_burst", "run_fanout"]
 
 TARGET_P50: Final = 2.0
+FANOUT_TARGET_SECONDS: Final = 5.0
+BURST_TARGET_SECONDS: Final = 30.0
+BURST_POOL_LIMIT: Final = 8
 PIPELINE: Final = """\
 name: consumer
 source:
@@ -43,13 +56,54 @@ destination: {dataset: consumed, partition_by: [p]}
 
 
 FAN_CONSUMER: Final = """\
-name: fan_{i:02d}
+name: {name}
 source:
   path: landing/fan/*.csv
   external_dataset: ext_fan
-trigger: {{on: [ext_fan], require: any}}
-destination: {{dataset: fan_{i:02d}}}
+{trigger}destination: {{dataset: {name}}}
 """
+TRIGGERED: Final = "trigger: {on: [ext_fan], require: any}\n"
+
+
+@contextlib.contextmanager
+def bench_stack(
+    settings: Settings, api_url: str | None, *, pool_limit: int | None = None
+) -> Iterator[Project]:
+    """A SQLite stack of its own with a worker (``api_url`` None), or the project deployed there.
+
+    ``pool_limit`` caps how many runs the ``flowfactory`` work pool runs at once.
+    """
+    if api_url is None:
+        with deployed_stack(settings) as project:
+            _limit_pool(pool_limit)
+            yield project
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+
+    from flowfactory.deploy import deploy_project  # noqa: PLC0415 - imports prefect
+
+    with (
+        _environment({"PREFECT_API_URL": api_url}),
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+    ):
+        project = load_project(settings.deployments_dir, settings)
+        asyncio.run(deploy_project(project, settings, prune=False))
+        _limit_pool(pool_limit)
+        _quiet_prefect_console()
+        yield project
+
+
+def _limit_pool(limit: int | None) -> None:
+    if limit is None:
+        return
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.schemas.actions import WorkPoolUpdate  # noqa: PLC0415
+
+    async def update() -> None:
+        async with get_client() as client:
+            await client.update_work_pool("flowfactory", WorkPoolUpdate(concurrency_limit=limit))
+
+    asyncio.run(update())
 
 
 def _project(root: Path, pipelines: dict[str, str] | None = None) -> Settings:
@@ -136,10 +190,6 @@ async def _runs_of(deployments: list[str]) -> list[Any]:
                 return runs
 
 
-def _any_run(_run: object) -> bool:
-    return True
-
-
 def _wait_for(
     deployments: list[str], done: Any, expected: int, timeout: float
 ) -> tuple[list[Any], float]:
@@ -154,57 +204,199 @@ def _wait_for(
     return runs, time.monotonic() - started
 
 
-def run_fanout(consumers: int = 50, timeout: float = 600.0) -> dict[str, Any]:
-    """One update of a dataset that ``consumers`` pipelines trigger on: do they all start?"""
-    names = [f"fan_{i:02d}" for i in range(consumers)]
-    pipelines = {name: FAN_CONSUMER.format(i=i) for i, name in enumerate(names)}
-    with tempfile.TemporaryDirectory(prefix="ff-bench-fanout-") as tmp:
-        settings = _project(Path(tmp), pipelines)
-        with deployed_stack(settings) as project:
-            landing = Path(settings.data_root_url) / "landing" / "fan" / "part.csv"
-            landing.parent.mkdir(parents=True, exist_ok=True)
-            landing.write_text("p,v\n1,1\n")
-            announce_update(project, DataRoot(settings.data_root_url), "ext_fan", "", {})
-            created, created_s = _wait_for(names, _any_run, consumers, timeout)
-            runs, started_s = _wait_for(
-                names, lambda r: r.start_time is not None, consumers, timeout
-            )
-    per_deployment = {str(r.deployment_id) for r in runs if r.start_time is not None}
+def _started(run: Any) -> bool:
+    return run.start_time is not None
+
+
+def _measure(
+    deployments: list[str],
+    expected: int,
+    fire: Callable[[], object],
+    *,
+    worker: bool,
+    timeout: float,
+) -> dict[str, Any]:
+    """Fire one mechanism and read back when every run existed and (with a worker) started.
+
+    Times come from the server's own ``created`` and ``start_time`` of each run, against the
+    moment ``fire`` was called, so polling adds nothing to them.
+    """
+    fired = datetime.now(UTC)
+    fire()
+    runs, _ = _wait_for(deployments, lambda _r: True, expected, timeout)
+    if worker:
+        runs, _ = _wait_for(deployments, _started, expected, timeout)
+    time.sleep(5)  # late duplicates would show up by now
+    runs = asyncio.run(_runs_of(deployments))
+    keys = [(str(r.deployment_id), r.parameters.get("partition")) for r in runs]
+    created = [(r.created - fired).total_seconds() for r in runs if r.created]
+    started = [(r.start_time - fired).total_seconds() for r in runs if r.start_time]
     return {
-        "consumers": consumers,
-        "runs_created": len(created),
-        "consumers_started": len(per_deployment),
-        "runs_started": sum(1 for r in runs if r.start_time is not None),
-        "all_created_seconds": created_s,
-        "all_started_seconds": started_s,
+        "runs": len(runs),
+        "lost": expected - len(set(keys)),
+        "duplicates": len(keys) - len(set(keys)),
+        "all_created_seconds": max(created) if len(created) >= expected else None,
+        "all_started_seconds": max(started) if worker and len(started) >= expected else None,
     }
 
 
-def run_burst(events: int = 300, timeout: float = 600.0) -> dict[str, Any]:
-    """``events`` partitions announced back to back: exactly one consumer run each?"""
+def _create_directly(items: list[tuple[str, str]]) -> None:
+    """The floor: the same runs created straight through the client, as concurrently.
+
+    Prefect's client gives up after its own retries (2, 4 ... 32 s apart) on a server that
+    keeps answering 503: such a run is lost, and counted so.
+    """
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+
+    async def create() -> None:
+        async with get_client() as client:
+            names = sorted({name for name, _ in items})
+            ids = {n: (await client.read_deployment_by_name(f"pipeline/{n}")).id for n in names}
+            gate = asyncio.Semaphore(Settings().run_creation_concurrency)
+
+            async def one(name: str, partition: str) -> None:
+                async with gate:
+                    await client.create_flow_run_from_deployment(
+                        ids[name], parameters={"name": name, "partition": partition}
+                    )
+
+            await asyncio.gather(*(one(n, p) for n, p in items), return_exceptions=True)
+
+    asyncio.run(create())
+
+
+def _automations(names: list[str], dataset: str) -> None:
+    """The old path: one automation per consumer, starting it on ``dataset.updated``."""
+    from prefect.automations import Automation  # noqa: PLC0415
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.events.actions import RunDeployment  # noqa: PLC0415
+    from prefect.events.schemas.automations import EventTrigger  # noqa: PLC0415
+
+    async def install() -> None:
+        async with get_client() as client:
+            for name in names:
+                deployment = await client.read_deployment_by_name(f"pipeline/{name}")
+                await Automation(
+                    name=f"bench {name} on {dataset}",
+                    trigger=EventTrigger(
+                        expect={DATASET_UPDATED},
+                        match={"prefect.resource.id": f"dataset.{dataset}"},
+                        posture="Reactive",
+                        threshold=1,
+                    ),
+                    actions=[
+                        RunDeployment(
+                            source="selected",
+                            deployment_id=deployment.id,
+                            parameters={
+                                "name": name,
+                                "partition": "{{ event.resource.get('dataset.partition', '') }}",
+                            },
+                        )
+                    ],
+                ).acreate()
+
+    asyncio.run(install())
+
+
+def _emit_updates(dataset: str, partitions: list[str]) -> None:
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+
+    from flowfactory.orchestration import events  # noqa: PLC0415
+
+    for partition in partitions:
+        events.emit(DATASET_UPDATED, events.dataset_resource(dataset, partition), {})
+    EventsWorker.drain_all(timeout=60)
+
+
+def _bench_settings(root: Path, pipelines: dict[str, str], api_url: str | None) -> Settings:
+    settings = _project(root, pipelines)
+    return settings.model_copy(update={"prefect_api_url": api_url}) if api_url else settings
+
+
+def run_fanout(
+    consumers: int = 50, timeout: float = 600.0, api_url: str | None = None
+) -> dict[str, Any]:
+    """One update of a dataset that ``consumers`` pipelines read, three ways on one stack.
+
+    flowfactory (the announcer creates the runs), Prefect automations alone (one per consumer
+    on ``dataset.updated``), and the floor (the same runs created directly through the client).
+    """
+    names = {
+        way: [f"{way}_{i:02d}" for i in range(consumers)]
+        for way in ("flowfactory", "automations", "floor")
+    }
+    pipelines = {
+        name: FAN_CONSUMER.format(name=name, trigger=TRIGGERED if way == "flowfactory" else "")
+        for way, listed in names.items()
+        for name in listed
+    }
+    with tempfile.TemporaryDirectory(prefix="ff-bench-fanout-") as tmp:
+        settings = _bench_settings(Path(tmp), pipelines, api_url)
+        with bench_stack(settings, api_url) as project:
+            landing = Path(settings.data_root_url) / "landing" / "fan" / "part.csv"
+            landing.parent.mkdir(parents=True, exist_ok=True)
+            landing.write_text("p,v\n1,1\n")
+            root = DataRoot(settings.data_root_url)
+            _automations(names["automations"], "ext_auto")
+            fires: dict[str, Callable[[], object]] = {
+                "floor": lambda: _create_directly([(n, "") for n in names["floor"]]),
+                "flowfactory": lambda: announce_update(project, root, "ext_fan", "", {}),
+                "automations": lambda: _emit_updates("ext_auto", [""]),
+            }
+            ways = {
+                way: _measure(names[way], consumers, fire, worker=True, timeout=timeout)
+                for way, fire in fires.items()
+            }
+    return {"consumers": consumers, "api_url": api_url or "own SQLite stack", **ways}
+
+
+def run_burst(
+    events: int = 300, timeout: float = 900.0, api_url: str | None = None
+) -> dict[str, Any]:
+    """``events`` partitions announced back to back, three ways: exactly one run each?
+
+    The worker runs at most BURST_POOL_LIMIT flow runs at once, so that 300 runs do not fork
+    300 processes on a small machine; the time until all started is that limit's throughput.
+    """
+    names = {way: f"{way}_consumer" for way in ("flowfactory", "automations", "floor")}
+    pipelines = {
+        name: PIPELINE.replace("name: consumer", f"name: {name}").replace(
+            "destination: {dataset: consumed", f"destination: {{dataset: {name}_out"
+        )
+        for name in names.values()
+    }
+    for way in ("automations", "floor"):  # started by their own mechanism only
+        pipelines[names[way]] = pipelines[names[way]].replace(
+            "trigger: {on: [ext_events], require: any}\n", ""
+        )
+    partitions = [f"p={i}" for i in range(1, events + 1)]
     with tempfile.TemporaryDirectory(prefix="ff-bench-burst-") as tmp:
-        settings = _project(Path(tmp))
-        with deployed_stack(settings, worker=False) as project:
+        settings = _bench_settings(Path(tmp), pipelines, api_url)
+        with bench_stack(settings, api_url, pool_limit=BURST_POOL_LIMIT) as project:
             root = DataRoot(settings.data_root_url)
             folder = Path(settings.data_root_url) / "landing" / "events"
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(1, events + 1):
                 (folder / f"p{i}.csv").write_text(f"p,v\n{i},1\n")
-            started = time.monotonic()
-            for i in range(1, events + 1):
-                announce_update(project, root, "ext_events", f"p={i}", {"bench": "burst"})
-            announced_s = time.monotonic() - started
-            runs, created_s = _wait_for(["consumer"], _any_run, events, timeout)
-            # Late duplicates would show up after the last expected run: wait a little longer.
-            time.sleep(5)
-            runs = asyncio.run(_runs_of(["consumer"]))
-    partitions = [r.parameters.get("partition") for r in runs]
+            _automations([names["automations"]], "ext_burst")
+
+            def announce_all() -> None:
+                for partition in partitions:
+                    announce_update(project, root, "ext_events", partition, {"bench": "burst"})
+
+            fires: dict[str, Callable[[], object]] = {
+                "floor": lambda: _create_directly([(names["floor"], p) for p in partitions]),
+                "flowfactory": announce_all,
+                "automations": lambda: _emit_updates("ext_burst", partitions),
+            }
+            ways = {
+                way: _measure([names[way]], events, fire, worker=True, timeout=timeout)
+                for way, fire in fires.items()
+            }
     return {
         "events": events,
-        "runs": len(runs),
-        "distinct_partitions": len(set(partitions)),
-        "lost": events - len(set(partitions)),
-        "duplicates": len(partitions) - len(set(partitions)),
-        "announce_seconds": announced_s,
-        "all_created_seconds": announced_s + created_s,
+        "pool_limit": BURST_POOL_LIMIT,
+        "api_url": api_url or "own SQLite stack",
+        **ways,
     }

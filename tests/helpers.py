@@ -59,15 +59,17 @@ def cli_env(api_url: str, **extra: str) -> dict[str, str]:
     return {**env, "PREFECT_API_URL": api_url, **extra}
 
 
-def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` in ``project``, with no FLOWFACTORY_* or Prefect API settings.
+def run_in(
+    project: Path, *argv: str, api_url: str = "http://127.0.0.1:9/api"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in ``project``, with no FLOWFACTORY_* settings and the Prefect API ``api_url``.
 
-    PREFECT_API_URL points at a port nothing listens on, so no verb reaches a real server.
+    By default PREFECT_API_URL points at a port nothing listens on, so no verb reaches a server.
     """
     return subprocess.run(
         list(argv),
         cwd=project,
-        env=cli_env("http://127.0.0.1:9/api"),
+        env=cli_env(api_url),
         capture_output=True,
         text=True,
         timeout=120,

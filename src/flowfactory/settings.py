@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         description="Start the local stack's flow runs as forks of a process that has Prefect "
         "already imported, instead of a new interpreter per run.",
     )
+    run_creation_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="How many consumer runs an announcement creates at once. SQLite serialises "
+        "writes, and above 4 the extra requests only wait for its lock; raise it for a server "
+        "on PostgreSQL.",
+    )
     breakers: bool = Field(
         default=True,
         description="Circuit breakers on external calls; FLOWFACTORY_BREAKERS=false turns them "

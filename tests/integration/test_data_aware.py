@@ -27,7 +27,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterDeploymentId,
 )
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -165,6 +165,12 @@ async def _start(name: str, parameters: dict[str, Any], timeout: float) -> FlowR
     return flow_run
 
 
+async def _first_state(run: FlowRun) -> State:
+    async with get_client() as client:
+        states = await client.read_flow_run_states(run.id)
+    return min(states, key=lambda state: state.timestamp)
+
+
 def _run_producer(name: str) -> FlowRun:
     flow_run = asyncio.run(_start(name, {"name": name, "partition": MONTH_1}, timeout=120))
     assert flow_run.state is not None
@@ -245,7 +251,7 @@ def test_producer_run_starts_the_consumer_for_its_partition(
     assert lineage.startswith("# Dataset lineage\n\n```mermaid\ngraph LR\n")
     assert f"pipeline_{p}_load --> dataset_{p}_orders" in lineage
 
-    _run_producer(f"{p}_load")
+    producer = _run_producer(f"{p}_load")
 
     runs = _settled_runs(f"pipeline/{p}_sum", 1)
     assert len(runs) == 1, _by_state(runs)
@@ -255,6 +261,20 @@ def test_producer_run_starts_the_consumer_for_its_partition(
     assert run.parameters["name"] == f"{p}_sum"
     assert run.parameters["partition"] == MONTH_1
     assert run.parameters["state"]
+    # Why it started, as the UI shows it: name, tag, first state's message, pipeline.ready.
+    assert run.name == f"{p}_sum[{MONTH_1}]"
+    assert f"trigger:{p}_orders" in run.tags
+    assert (
+        run.idempotency_key
+        == f"flowfactory.input-state:{p}_sum:{MONTH_1}:{run.parameters['state']}"
+    )
+    first = asyncio.run(_first_state(run))
+    assert first.message == f"{p}_orders[{MONTH_1}] updated by run {producer.name}", first
+    (ready,) = _wait_for_events("pipeline.ready", f"pipeline.{p}_sum")
+    roles = {r.role: r.id for r in ready.related}
+    assert roles["consumer-run"] == f"prefect.flow-run.{run.id}", ready.related
+    assert roles["producer-run"] == f"prefect.flow-run.{producer.id}", ready.related
+    assert roles["updated-dataset"] == f"dataset.{p}_orders", ready.related
     sums = read_partition(root / "data", f"{p}_sums", "month=1")
     assert sums.to_dicts() == [{"month": 1, "orders": 2, "total": 15}]
     assert not (root / f"data/{p}_sums/month=2").exists()

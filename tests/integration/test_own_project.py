@@ -273,7 +273,7 @@ def _backfill_wakes_the_consumer(project: Path, flowfactory: str, env: dict[str,
     assert all(run["status"] == "completed" for run in summary["runs"]), summary
     print(f"backfill of {len(BACKFILLED)} partitions: {time.monotonic() - started:.1f} s")
 
-    # The consumer's runs are created by the server's automations on pipeline.ready.
+    # The consumer's runs are created by the backfilled runs themselves, as each one announces.
     def consumer_ran() -> dict[str, str] | None:
         runs = _completed_runs(api_url, CONSUMER)
         return runs if set(BACKFILLED) <= set(runs) else None

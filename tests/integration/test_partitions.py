@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from tests.helpers import partition_files, run_cli
+from tests.helpers import FLOWFACTORY, partition_files, run_in
 from tests.integration.conftest import project_settings
 from tests.integration.test_data_aware import (
     _artifact,
@@ -35,8 +35,11 @@ MATERIALIZED = "prefect.asset.materialization.succeeded"
 REFERENCED = "prefect.asset.referenced"
 
 
-def _partitions(project: Path, dataset: str) -> dict[str, dict[str, Any]]:
-    result = run_cli(project, "partitions", dataset, "--format", "json")
+def _partitions(project: Path, dataset: str, api_url: str | None) -> dict[str, dict[str, Any]]:
+    """`flowfactory partitions DATASET` by partition, asking the API at ``api_url`` (None: none
+    answers) which input states were consumed."""
+    argv = [str(FLOWFACTORY), "partitions", dataset, "--format", "json"]
+    result = run_in(project, *argv, api_url=api_url) if api_url else run_in(project, *argv)
     assert result.returncode == 0, result.stderr
     return {row["partition"]: row for row in json.loads(result.stdout)}
 
@@ -66,8 +69,9 @@ def test_runs_record_partitions_report_assets_and_show_stale_and_pending(
         Partition.parse("month=2"),
     )
 
-    view = _partitions(root, f"{p}_orders")
+    view = _partitions(root, f"{p}_orders", stack.api_url)
     jan, feb = view["month=1"], view["month=2"]
+    assert jan["pending_known"]
     assert (jan["rows"], jan["flow_run"], jan["pipeline"]) == (2, str(producer.id), f"{p}_load")
     assert jan["bytes"] == sum(
         f.stat().st_size for f in partition_files(root / "data", f"{p}_orders", "month=1")
@@ -76,12 +80,15 @@ def test_runs_record_partitions_report_assets_and_show_stale_and_pending(
     assert (jan["staleness"], jan["pending"]) == ("fresh", [])
     assert (feb["rows"], feb["flow_run"], feb["staleness"]) == (1, None, "unknown")
     assert feb["pending"] == [f"{p}_sum"]
-    sums = _partitions(root, f"{p}_sums")["month=1"]
+    sums = _partitions(root, f"{p}_sums", stack.api_url)["month=1"]
     assert (sums["flow_run"], sums["staleness"]) == (str(consumer.id), "fresh")
+    # Without a server, what was consumed is not known: the view says so.
+    offline = _partitions(root, f"{p}_orders", None)["month=2"]
+    assert (offline["pending"], offline["pending_known"]) == ([], False)
 
     # A new landing file: the untriggered producer's January no longer reflects its inputs.
     (root / "data/landing/orders/2024-02.csv").write_text("id,month,amount\n4,1,1\n")
-    assert _partitions(root, f"{p}_orders")["month=1"]["staleness"] == "stale"
+    assert _partitions(root, f"{p}_orders", None)["month=1"]["staleness"] == "stale"
 
     table = asyncio.run(_artifact(artifact_key("partitions", f"{p}_sums")))
     assert "month=1" in table

@@ -127,14 +127,20 @@ def check_partition(partition: str | None) -> None:
         raise UsageError(str(exc)) from None
 
 
-def require_api(settings: Settings) -> str:
-    """The Prefect API to use: PREFECT_API_URL, else the local stack's if it is up.
+def api_url(settings: Settings) -> str:
+    """The Prefect API to use: PREFECT_API_URL, else the local stack's; named for Prefect.
 
     Call it before importing ``flowfactory.orchestration`` or Prefect: Prefect reads
     PREFECT_API_URL once, when it is first imported.
     """
     url = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url
     os.environ["PREFECT_API_URL"] = url
+    return url
+
+
+def require_api(settings: Settings) -> str:
+    """The Prefect API to use (see ``api_url``), which must answer."""
+    url = api_url(settings)
     from flowfactory.orchestration import api_is_healthy  # noqa: PLC0415 - loads httpx
 
     if not api_is_healthy(url):

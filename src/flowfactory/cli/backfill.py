@@ -142,6 +142,10 @@ def backfill(
         force=force,
     )
     ui_url = require_api(settings).removesuffix("/").removesuffix("/api")
+    if not force:
+        from flowfactory.orchestration.fanout import completed_keys  # noqa: PLC0415 - Prefect
+
+        plan = plan.without_consumed(completed_keys(i.key for i in plan.items if i.key))
     if output is OutputFormat.json:
         from flowfactory.orchestration.backfill import run_backfill  # noqa: PLC0415
 

@@ -107,16 +107,16 @@ def emit(
 
     from flowfactory.orchestration import announce_update  # noqa: PLC0415 - loads Prefect
 
-    ready = announce_update(
+    runs = announce_update(
         project,
         DataRoot(settings.data_root_url),
         dataset,
         partition,
         {"source": "flowfactory emit"},
+        source="with flowfactory emit",
     )
     EventsWorker.drain_all(timeout=30)  # events are sent in the background; wait for them
     where = f" partition {partition}" if partition else ""
     typer.echo(f"announced dataset.updated for {dataset}{where} to {url}")
-    for state in ready:
-        scope = f"[{state.partition}]" if state.partition else ""
-        typer.echo(f"inputs ready: {state.pipeline}{scope}")
+    for run in runs:
+        typer.echo(f"inputs ready: {run.label}: run {run.outcome.value}")

@@ -9,7 +9,6 @@ manifest (``_manifest.json``) lists. A folder written before manifests existed h
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -295,28 +294,6 @@ class DataRoot:
         except FileNotFoundError:
             return None
         return data
-
-    def create_exclusive(self, relative: str, data: bytes) -> bool:
-        """Create a file only if it does not exist yet; False if it did.
-
-        Atomic on a local root (``O_EXCL``) and on S3 (a conditional PUT, ``If-None-Match: *``);
-        on other remote stores fsspec checks first, so two creators may both succeed there.
-        """
-        target = self._join(relative)
-        if not self.is_local:
-            try:
-                self.fs.pipe_file(target, data, mode="create")
-            except FileExistsError:
-                return False
-            return True
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return True
 
     def remove(self, relative: str) -> None:
         """Delete a file under the root if it exists."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from flowfactory.deploy.automations import (
     ROUTER,
     SLA,
-    data_trigger,
     sla_schedules,
     sla_triggers,
     system_deployments,
@@ -62,7 +61,6 @@ __all__ = [
     "canary_deployment_name",
     "canary_deployment_spec",
     "config_version",
-    "data_trigger",
     "deploy_project",
     "deployment_spec",
     "lineage",

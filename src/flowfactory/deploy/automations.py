@@ -1,5 +1,9 @@
 """Pipeline files -> the triggers and SLA automations Prefect evaluates on the server.
 
+A consumer pipeline has no trigger of its own: whoever updates its inputs creates its runs
+(``flowfactory.orchestration.fanout``), under keys that an automation's run could not share.
+Updates posted from outside reach the router's trigger, and the router creates them the same way.
+
 Pure functions from configs to specs; ``deploy`` registers them and ``render`` writes them into
 prefect.yaml, so both paths create the same automations.
 """
@@ -21,7 +25,6 @@ from flowfactory.orchestration import (
 __all__ = [
     "ROUTER",
     "SLA",
-    "data_trigger",
     "sla_schedules",
     "sla_triggers",
     "system_deployments",
@@ -40,29 +43,11 @@ _TERMINAL_STATES: Final = [
 # Templates read labels with .get(...) and a default: a template that touches a missing field
 # fails the automation's action, and then no run is created at all.
 _PARTITION_TEMPLATE: Final = f"{{{{ event.resource.get('{events.PARTITION_LABEL}', '') }}}}"
-_STATE_TEMPLATE: Final = f"{{{{ event.resource.get('{events.STATE_LABEL}', '') }}}}"
 
 
 def _seconds(delta: timedelta) -> str:
     # Not :g, which keeps 6 digits: 45 days would read 3.888e+06s.
     return f"{delta.total_seconds():.15g}s"
-
-
-def data_trigger(pipeline: PipelineFile) -> TriggerSpec | None:
-    """The trigger that starts a pipeline when its inputs are ready (see flowfactory.scheduling)."""
-    trigger = pipeline.config.trigger
-    if trigger is None:
-        return None
-    return TriggerSpec(
-        name=f"{pipeline.name}: {trigger.require} of {', '.join(trigger.on)} updated",
-        match={"prefect.resource.id": f"pipeline.{pipeline.name}"},
-        expect=[events.PIPELINE_READY],
-        parameters={
-            "name": pipeline.name,
-            "partition": _PARTITION_TEMPLATE,
-            "state": _STATE_TEMPLATE,
-        },
-    )
 
 
 def sla_triggers(pipeline: PipelineFile) -> list[TriggerSpec]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from flowfactory.config import PipelineFile, Project, PythonTransform, Schedule, SqlTransform
-from flowfactory.deploy.automations import data_trigger, system_deployments
+from flowfactory.deploy.automations import system_deployments
 from flowfactory.deploy.specs import (
     DEFAULT_PROJECT,
     DEFAULT_WORK_POOL,
@@ -57,7 +57,6 @@ def deployment_spec(
     description = config.description or f"flowfactory pipeline {config.name}"
     if config.owner:
         description += f"\n\nOwner: {config.owner}"
-    trigger = data_trigger(pipeline)
     return DeploymentSpec(
         name=config.name,
         description=description,
@@ -66,7 +65,6 @@ def deployment_spec(
         parameters={"name": config.name},
         work_pool=config.work_pool,
         schedules=[_schedule_spec(config.schedule)] if config.schedule else [],
-        triggers=[trigger] if trigger else [],
     )
 
 

@@ -1,8 +1,8 @@
 """The layer that talks to Prefect at run time: the flows every deployment runs (flows.py) and
 their bodies (a pipeline run's tasks, the canary, the router, reconcile and SLA checks), events
-and asset materializations, announcing updates to consumers, backfills, the partition view as
-an artifact, notifications, breaker events and HTTP sources. Everything below it is plain
-Python; the shells here act on it.
+and asset materializations, announcing updates and creating the consumer runs they make ready
+(one per input state, fanout.py), backfills, the partition view as an artifact, notifications,
+breaker events and HTTP sources. Everything below it is plain Python; the shells here act on it.
 """
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ if TYPE_CHECKING:
         pipeline_resource,
         schema_fingerprint,
     )
+    from flowfactory.orchestration.fanout import (
+        Cause,
+        ConsumerRun,
+        Outcome,
+        consumed_keys,
+        start_consumer_runs,
+    )
     from flowfactory.orchestration.http import (
         is_client_error,
         read_http,
@@ -97,6 +104,11 @@ if TYPE_CHECKING:
 # artifact keys) stay importable without it, and each re-export loads its module on first use.
 _HOMES: dict[str, str] = {
     "CANARY_ENTRYPOINT": "entrypoints",
+    "Cause": "fanout",
+    "ConsumerRun": "fanout",
+    "Outcome": "fanout",
+    "consumed_keys": "fanout",
+    "start_consumer_runs": "fanout",
     "CANARY_FAILED": "events",
     "CANARY_FLOW": "entrypoints",
     "CANARY_INCONCLUSIVE": "events",
@@ -190,6 +202,9 @@ __all__ = [
     "SLA_ENTRYPOINT",
     "SLA_MISSED",
     "STATE_LABEL",
+    "Cause",
+    "ConsumerRun",
+    "Outcome",
     "RetryCondition",
     "announce",
     "announce_ready",
@@ -202,6 +217,7 @@ __all__ = [
     "check_contract",
     "check_sla",
     "commit",
+    "consumed_keys",
     "dataset_resource",
     "emit",
     "emit_verdict",
@@ -220,6 +236,7 @@ __all__ = [
     "run_pipeline",
     "schema_fingerprint",
     "source_breaker",
+    "start_consumer_runs",
     "transform",
     "transition_event",
     "version_run",

@@ -1,22 +1,87 @@
 """Announcing dataset updates and starting the consumers they make ready.
 
-Used in three places: a pipeline's load step (in-process, so consumers start within a second or
-two), ``flowfactory emit`` for data that lands outside flowfactory, and the router and
-reconciliation flows on the server.
+Used in four places: a pipeline's announce task (in-process, so consumer runs exist within
+seconds), ``flowfactory emit`` for data that lands outside flowfactory, the router for updates
+posted from outside, and reconciliation. Each creates the consumer runs itself, under the key
+of their input state (see ``fanout``), so any number of them announcing the same state, on any
+host, gives one run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
+
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 
 from flowfactory import scheduling
 from flowfactory.config import Project, load_project
 from flowfactory.data import DataRoot
 from flowfactory.orchestration import events
+from flowfactory.orchestration.fanout import (
+    Cause,
+    ConsumerRun,
+    Outcome,
+    start_missing_runs,
+    start_runs,
+)
 from flowfactory.scheduling import check_dataset, known_datasets
 from flowfactory.settings import Settings, get_settings
 
-__all__ = ["announce_update", "reconcile_project", "route_update"]
+__all__ = [
+    "announce_update",
+    "announce_updates",
+    "reconcile_project",
+    "report_not_started",
+    "route_update",
+]
+
+RECONCILE_TAG = "trigger:reconcile"
+
+
+def _update_cause(dataset: str, partition: str, source: str) -> Cause:
+    """What the runs an update starts show as their cause (the current run, if any, made it)."""
+    where = f"{dataset}[{partition}]" if partition else dataset
+    related = [
+        {
+            **events.dataset_resource(dataset, partition),
+            "prefect.resource.role": "updated-dataset",
+        }
+    ]
+    run_id, run_name = flow_run.id, flow_run.name
+    if run_id:
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run_id}",
+                "prefect.resource.role": "producer-run",
+                "prefect.resource.name": str(run_name),
+            }
+        )
+        source = source or f"by run {run_name}"
+    message = " ".join(p for p in (f"{where} updated", source) if p)
+    return Cause(
+        message=message,
+        tag=f"trigger:{dataset}",
+        payload={"dataset": dataset, "partition": partition, "flow_run": str(run_id or "")},
+        related=tuple(related),
+    )
+
+
+def _warn(message: str) -> None:
+    try:
+        get_run_logger().warning(message)
+    except MissingContextError:
+        logging.getLogger(__name__).warning(message)
+
+
+def report_not_started(started: list[ConsumerRun]) -> None:
+    """Log the consumers that got no run (reconciliation creates them later from the data)."""
+    missed = [r for r in started if r.outcome in (Outcome.failed, Outcome.not_deployed)]
+    if missed:
+        reasons = "; ".join(f"{r.label}: {r.error or r.outcome.value}" for r in missed)
+        _warn(f"no run for {len(missed)} ready consumer(s), left to reconciliation: {reasons}")
 
 
 def announce_update(
@@ -27,22 +92,40 @@ def announce_update(
     payload: Mapping[str, object],
     *,
     emit_updated: bool = True,
-) -> list[scheduling.Readiness]:
-    """Emit ``dataset.updated`` (unless already emitted), then ``pipeline.ready`` per consumer."""
-    if emit_updated:
-        events.emit(
-            events.DATASET_UPDATED,
-            events.dataset_resource(dataset, partition),
-            {"dataset": dataset, "partition": partition, **payload},
-        )
-    ready = scheduling.evaluate_update(project, root, dataset, partition)
-    for state in ready:
-        events.announce_ready(state, {"dataset": dataset, "partition": partition})
-    return ready
+    source: str = "",
+) -> list[ConsumerRun]:
+    """Emit ``dataset.updated`` (unless already emitted), then start each ready consumer's run.
+
+    ``source`` says who announced it, for the runs' state message (default: the current run).
+    """
+    return announce_updates(
+        project, root, [(dataset, partition, payload)], emit_updated=emit_updated, source=source
+    )
 
 
-def _names(ready: list[scheduling.Readiness]) -> list[str]:
-    return [f"{r.pipeline}[{r.partition}]" if r.partition else r.pipeline for r in ready]
+def announce_updates(
+    project: Project,
+    root: DataRoot,
+    updates: Sequence[tuple[str, str, Mapping[str, object]]],
+    *,
+    emit_updated: bool = True,
+    source: str = "",
+) -> list[ConsumerRun]:
+    """``announce_update`` for each (dataset, partition, payload), their runs created together."""
+    requests: list[tuple[scheduling.Readiness, Cause]] = []
+    for dataset, partition, payload in updates:
+        if emit_updated:
+            events.emit(
+                events.DATASET_UPDATED,
+                events.dataset_resource(dataset, partition),
+                {"dataset": dataset, "partition": partition, **payload},
+            )
+        cause = _update_cause(dataset, partition, source)
+        ready = scheduling.evaluate_update(project, root, dataset, partition)
+        requests.extend((inputs, cause) for inputs in ready)
+    started = start_runs(requests)
+    report_not_started(started)
+    return started
 
 
 def route_update(dataset: str, partition: str, settings: Settings | None = None) -> list[str]:
@@ -54,16 +137,28 @@ def route_update(dataset: str, partition: str, settings: Settings | None = None)
         return []
     check_dataset(project, dataset, partition)
     root = DataRoot(settings.data_root_url)
-    ready = announce_update(project, root, dataset, partition, {}, emit_updated=False)
-    return _names(ready)
+    started = announce_update(
+        project,
+        root,
+        dataset,
+        partition,
+        {},
+        emit_updated=False,
+        source=f"(posted from outside, routed by run {flow_run.name})" if flow_run.id else "",
+    )
+    return [r.label for r in started if r.flow_run is not None]
 
 
 def reconcile_project(settings: Settings | None = None) -> list[str]:
-    """Announce every ready, unconsumed input state found in the data itself."""
+    """Start the run of every ready input state found in the data that has none, or a failed one."""
     settings = settings or get_settings()
     project = load_project(settings.deployments_dir, settings)
     root = DataRoot(settings.data_root_url)
-    ready = list(scheduling.reconcile(project, root))
-    for state in ready:
-        events.announce_ready(state, {"reconcile": "true"})
-    return _names(ready)
+    cause = Cause(
+        message="reconcile: inputs ready in a state that no run consumed",
+        tag=RECONCILE_TAG,
+        payload={"reconcile": "true"},
+    )
+    started = start_missing_runs(list(scheduling.reconcile(project, root)), cause)
+    report_not_started(started)
+    return [r.label for r in started if r.outcome in (Outcome.created, Outcome.restarted)]

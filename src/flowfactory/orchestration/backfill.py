@@ -19,7 +19,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled
+from prefect.states import AwaitingRetry, Cancelled
 
 from flowfactory.errors import FlowfactoryError
 from flowfactory.orchestration.entrypoints import PIPELINE_FLOW
@@ -28,6 +28,8 @@ from flowfactory.scheduling import BackfillItem, BackfillPlan
 __all__ = ["BACKFILL_TAG", "BackfillOutcome", "BackfillRun", "RunStatus", "run_backfill"]
 
 _NOT_STARTED: Final = (StateType.SCHEDULED, StateType.PENDING)
+# A run of the state that ended so is started again, as the UI's Retry does.
+_RESTARTABLE: Final = (StateType.FAILED, StateType.CRASHED)
 BACKFILL_TAG: Final = "backfill"
 
 
@@ -116,6 +118,8 @@ class _Watch:
         self.in_flight: dict[UUID, BackfillRun] = {}
 
     def create(self, item: BackfillItem) -> None:
+        # Under the input state's key, the run is the one run of that state: one the state's
+        # producer created meanwhile is returned instead of a second.
         flow_run = self.client.create_flow_run_from_deployment(
             self.deployment_id,
             parameters={
@@ -124,7 +128,11 @@ class _Watch:
                 "state": item.state,
             },
             tags=[BACKFILL_TAG],
+            idempotency_key=item.key,
         )
+        state = flow_run.state
+        if item.key is not None and state is not None and state.type in _RESTARTABLE:
+            self.client.set_flow_run_state(flow_run.id, AwaitingRetry(message="backfill"))
         run = self.by_partition[item.partition]
         run.flow_run_id, run.status = flow_run.id, RunStatus.running
         self.in_flight[flow_run.id] = run

@@ -136,15 +136,21 @@ def emit_materialization(
     )
 
 
-def announce_ready(ready: Readiness, cause: Mapping[str, str]) -> Event | None:
-    """Emit ``pipeline.ready``; its id is derived from the input state, so repeats collapse."""
+def announce_ready(
+    ready: Readiness, cause: Mapping[str, str], related: list[dict[str, str]] | None = None
+) -> Event | None:
+    """Emit ``pipeline.ready``; its id is derived from the input state, so repeats collapse.
+
+    ``related`` names the run that consumes the state and what caused it (the updated dataset,
+    the producer run), so that the event links them in the UI.
+    """
     resource = {
         **pipeline_resource(ready.pipeline),
         PARTITION_LABEL: ready.partition,
         STATE_LABEL: ready.state,
     }
     payload = {"versions": ready.versions, "cause": dict(cause)}
-    return emit(PIPELINE_READY, resource, payload, event_id=ready.event_id)
+    return emit(PIPELINE_READY, resource, payload, event_id=ready.event_id, related=related)
 
 
 def emit_verdict(outcome: CanaryOutcome, versions: list[str]) -> Event | None:

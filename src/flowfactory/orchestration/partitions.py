@@ -19,10 +19,19 @@ from flowfactory.config import DatasetSource, FileSource, HttpSource, PipelineFi
 from flowfactory.data import DataRoot, Partition, WrittenPartition
 from flowfactory.orchestration import events
 from flowfactory.orchestration.artifacts import artifact_key
-from flowfactory.scheduling import partition_rows, record_written
+from flowfactory.orchestration.fanout import consumed_keys
+from flowfactory.orchestration.prefect_api import api_is_healthy
+from flowfactory.scheduling import (
+    PartitionRow,
+    check_dataset,
+    consumer_states,
+    partition_rows,
+    record_written,
+)
 
 __all__ = [
     "dataset_uri",
+    "partition_view",
     "publish_partitions",
     "record_writes",
     "report_materializations",
@@ -53,9 +62,25 @@ def record_writes(
         )
 
 
+def partition_view(
+    project: Project, root: DataRoot, dataset: str | None, *, api_url: str | None = None
+) -> list[PartitionRow]:
+    """The partition view, its pending consumers told by the runs on the Prefect API.
+
+    With ``api_url``, an API that does not answer leaves the pending consumers unknown instead
+    of waiting for it.
+    """
+    if dataset is not None:
+        check_dataset(project, dataset, "")
+    consumed = None
+    if api_url is None or api_is_healthy(api_url):
+        consumed = consumed_keys(consumer_states(project, root, [dataset] if dataset else []))
+    return partition_rows(project, root, dataset, consumed)
+
+
 def publish_partitions(project: Project, root: DataRoot, dataset: str) -> None:
     """Publish the partition view of ``dataset`` as the table artifact ``partitions-<dataset>``."""
-    rows = partition_rows(project, root, dataset)
+    rows = partition_view(project, root, dataset)
     create_table_artifact(
         table=[{**asdict(row), "pending": ", ".join(row.pending)} for row in rows],
         key=artifact_key("partitions", dataset),

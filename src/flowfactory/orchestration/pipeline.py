@@ -1,6 +1,7 @@
 """The body of the pipeline flow: one run of a pipeline file, from its trigger's input state to
-its summary artifact. Data-aware triggers pass the input state a run is started for; the
-scheduling ledger decides whether the run goes ahead, and this shell maps a skip to a state.
+its summary artifact. A consumer run is created for one input state (under that state's key,
+so it is the only run of it); ``scheduling.admit`` decides whether it goes ahead, and this shell
+maps a skip to a state.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from flowfactory.data import (
 from flowfactory.errors import ConfigError
 from flowfactory.orchestration.artifacts import artifact_key
 from flowfactory.orchestration.breakers import retry_condition
+from flowfactory.orchestration.fanout import Cause, start_consumer_runs
 from flowfactory.orchestration.tasks import (
     announce,
     check_contract,
@@ -45,15 +47,7 @@ from flowfactory.orchestration.tasks import (
     transform,
     write,
 )
-from flowfactory.scheduling import (
-    Readiness,
-    Skip,
-    admit,
-    input_versions,
-    readiness,
-    record_consumed,
-    release,
-)
+from flowfactory.scheduling import Skip, admit, input_versions, readiness
 from flowfactory.schema import input_contract_path, locked_input_schemas, project_relative
 from flowfactory.settings import Settings, get_settings
 
@@ -64,6 +58,15 @@ T = TypeVar("T")
 
 def _skipped(skip: Skip) -> State[Any]:
     get_run_logger().info(skip.reason)
+    if skip.hand_off is not None:
+        # The run of the newer state may not exist yet (its announcement lost): make sure.
+        cause = Cause(
+            message=f"inputs moved while run {flow_run.name} waited to start",
+            tag="trigger:superseded-run",
+            payload={"superseded_run": str(flow_run.id or "")},
+        )
+        (handed,) = start_consumer_runs([skip.hand_off], cause)
+        get_run_logger().info("the run of input state %s: %s", skip.hand_off.state, handed.outcome)
     return Completed(name="Skipped", message=skip.reason)
 
 
@@ -76,9 +79,9 @@ def run_pipeline(
 ) -> RunSummary | State[Any]:
     """Run one pipeline inside the current flow run and publish its summary artifact.
 
-    ``state`` is set by data-aware triggers: the input state the run was started for. A run
-    whose inputs were already consumed, or are being consumed by a concurrent run, ends as
-    Skipped without touching the output. ``version`` (v1 or v2) overrides the live version.
+    ``state`` is set for a consumer run: the input state it was created for. A run whose
+    inputs are no longer ready, or moved on to another state before it started, ends as Skipped
+    without touching the output. ``version`` (v1 or v2) overrides the live version.
     """
     started = time.perf_counter()
     settings = settings or get_settings()
@@ -93,26 +96,13 @@ def run_pipeline(
             logger.error(problem.format())
         raise
     scope = Partition.parse(partition) if partition else None
-    run_id = str(flow_run.id) if flow_run.id else None
 
-    inputs: Readiness | None = None
-    if pipeline.config.trigger is not None:
-        inputs = readiness(pipeline, root, scope)
-        if state:
-            skip = admit(root, inputs, run_id)
-            if skip is not None:
-                return _skipped(skip)
+    if pipeline.config.trigger is not None and state:
+        skip = admit(readiness(pipeline, root, scope), state)
+        if skip is not None:
+            return _skipped(skip)
 
-    try:
-        summary = _run_steps(pipeline, function, root, scope, settings)
-    except BaseException:
-        if inputs is not None and state:
-            release(root, inputs)
-        raise
-    if inputs is not None and inputs.ready:
-        record_consumed(root, inputs, run_id)
-        if state:
-            release(root, inputs)
+    summary = _run_steps(pipeline, function, root, scope, settings)
     summary.seconds = time.perf_counter() - started
     create_markdown_artifact(
         markdown=summary.markdown(),

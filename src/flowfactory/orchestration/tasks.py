@@ -44,7 +44,7 @@ from flowfactory.data import (
 )
 from flowfactory.errors import ConfigError, PipelineRunError, SchemaIncompatibleError
 from flowfactory.orchestration import events
-from flowfactory.orchestration.announce import announce_update
+from flowfactory.orchestration.announce import announce_updates
 from flowfactory.orchestration.breakers import source_breaker
 from flowfactory.orchestration.http import read_http
 from flowfactory.orchestration.partitions import (
@@ -183,8 +183,8 @@ def announce(
     inputs: dict[str, str | None] | None = None,
 ) -> list[str]:
     """Record each partition written (with the ``inputs`` versions read for ``scope``), emit
-    dataset.updated and its asset materialization, then pipeline.ready for consumers; publish
-    the output's partition view.
+    dataset.updated and its asset materialization, then create the runs of the consumers it
+    makes ready (each with its pipeline.ready); publish the output's partition view.
     """
     destination = pipeline.config.destination
     fingerprint = events.schema_fingerprint(schema)
@@ -193,10 +193,10 @@ def announce(
     record_writes(pipeline, written, root, scope=scope, inputs=inputs or {}, flow_run=run_id)
     announced = [p for p in written if p.changed or destination.announce != "changed"]
     report_materializations(pipeline, announced, root, run_id)
-    started: list[str] = []
+    updates: list[tuple[str, str, dict[str, object]]] = []
     for part in announced:
         partition = str(part.partition) if part.partition else ""
-        payload = {
+        payload: dict[str, object] = {
             "rows": part.rows,
             "bytes": part.bytes,
             "schema_fingerprint": fingerprint,
@@ -210,11 +210,13 @@ def announce(
                 events.dataset_resource(part.dataset, partition),
                 {"dataset": part.dataset, "partition": partition, **payload},
             )
-            continue
-        ready = announce_update(project, root, part.dataset, partition, payload)
-        started.extend(f"{r.pipeline}[{r.partition}]" for r in ready)
-    if started:
-        get_run_logger().info("inputs ready for %s", ", ".join(started))
+        else:
+            updates.append((part.dataset, partition, payload))
+    # Every partition's consumers at once: their runs are created concurrently.
+    runs = announce_updates(project, root, updates) if project is not None and updates else []
+    for run in runs:
+        get_run_logger().info("inputs ready for %s: run %s", run.label, run.outcome.value)
+    started = [r.label for r in runs]
     if project is not None:
         publish_partitions(project, root, destination.dataset)
     return started

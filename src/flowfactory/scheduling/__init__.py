@@ -1,7 +1,7 @@
 """Data-aware scheduling, free of Prefect: when a consumer is ready for a partition (its input
-state), the ledger of consumed input states and claims, the record of each partition write, the
-partition view (stale partitions, pending consumers), the plan of a backfill, and the SLA
-judgements.
+state), the claims on input states (held by Prefect flow runs; the decisions here as values),
+the record of each partition write, the partition view (stale partitions, pending consumers),
+the plan of a backfill, and the SLA judgements.
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ from flowfactory.scheduling.backfill import (
     plan_backfill,
     select_partitions,
 )
+from flowfactory.scheduling.claims import (
+    KEY_PREFIX,
+    KeyedRun,
+    RunPhase,
+    Skip,
+    admit,
+    is_consumed,
+    run_key,
+    runs_to_start,
+)
 from flowfactory.scheduling.inputs import (
     MISSING,
     Readiness,
@@ -23,21 +33,13 @@ from flowfactory.scheduling.inputs import (
     known_datasets,
     readiness,
 )
-from flowfactory.scheduling.ledger import (
-    STATE_DIR,
-    Skip,
-    admit,
-    claim,
-    consumed_state,
-    record_consumed,
-    release,
-)
 from flowfactory.scheduling.partition_view import (
     PartitionRow,
     Staleness,
     partition_rows,
 )
 from flowfactory.scheduling.pending import (
+    consumer_states,
     dataset_partitions,
     evaluate_update,
     pending_consumers,
@@ -49,30 +51,34 @@ from flowfactory.scheduling.slas import (
     last_input_update,
 )
 from flowfactory.scheduling.written import (
+    STATE_DIR,
     PartitionRecord,
     read_written,
     record_written,
 )
 
 __all__ = [
+    "KEY_PREFIX",
     "MISSING",
     "STATE_DIR",
     "BackfillItem",
     "BackfillPlan",
+    "KeyedRun",
     "PartitionRecord",
     "PartitionRow",
     "Readiness",
+    "RunPhase",
     "Skip",
     "Staleness",
     "admit",
     "check_dataset",
-    "claim",
-    "consumed_state",
+    "consumer_states",
     "consumers_of",
     "dataset_partitions",
     "deadline_missed",
     "evaluate_update",
     "input_versions",
+    "is_consumed",
     "known_datasets",
     "known_partitions",
     "last_input_update",
@@ -83,9 +89,9 @@ __all__ = [
     "read_written",
     "readiness",
     "reconcile",
-    "record_consumed",
     "record_written",
-    "release",
+    "run_key",
+    "runs_to_start",
     "select_partitions",
     "source_partitions",
 ]

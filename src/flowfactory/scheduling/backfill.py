@@ -5,23 +5,24 @@ has one), ordered by their values, numbers numerically. A pipeline that reads no
 dataset (files, an API) has none to list: its partitions are given by value, either one by one or
 as a range whose ends differ in a single whole number (``month=1`` to ``month=12``).
 
-For a consumer with ``partition: same`` the ledger tells which input states were consumed: those
-partitions are skipped unless forced, and the others run with their input state, so that the run
-records it and a duplicate of it is skipped. Other pipelines keep no ledger per partition: every
-partition asked for runs.
+For a consumer with ``partition: same`` each partition runs with its input state and that state's
+run key (see ``claims``), so that the backfill's run is the one run of that state, whoever else
+announces it. The partitions whose state was already consumed are skipped unless forced
+(``without_consumed``, given the keys of the completed runs). Other pipelines have no input
+state per partition: every partition asked for runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
 from flowfactory.config import DatasetSource, FileSource, HttpSource, PipelineFile
 from flowfactory.data import DataRoot, Partition
 from flowfactory.errors import UsageError
+from flowfactory.scheduling.claims import run_key
 from flowfactory.scheduling.inputs import readiness
-from flowfactory.scheduling.ledger import consumed_state
 from flowfactory.scheduling.pending import source_partitions
 
 __all__ = [
@@ -41,11 +42,12 @@ _ValueKey = tuple[int, float, str]
 
 @dataclass(frozen=True)
 class BackfillItem:
-    """One partition of a backfill: run it (with the input state to record), or skip it."""
+    """One partition of a backfill: run it (for its input state, under its run key), or skip it."""
 
     partition: str
     state: str | None = None
     skip: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,16 @@ class BackfillPlan:
     def skipped(self) -> list[BackfillItem]:
         """The partitions that get no run, each with its reason."""
         return [item for item in self.items if item.skip is not None]
+
+    def without_consumed(self, consumed: Container[str]) -> BackfillPlan:
+        """The same plan, skipping the partitions whose run key is among ``consumed``."""
+        return replace(self, items=tuple(_unless_consumed(i, consumed) for i in self.items))
+
+
+def _unless_consumed(item: BackfillItem, consumed: Container[str]) -> BackfillItem:
+    if item.key is None or item.key not in consumed:
+        return item
+    return BackfillItem(item.partition, skip=f"input state {item.state} was already consumed")
 
 
 def _value_key(value: str) -> _ValueKey:
@@ -190,11 +202,9 @@ def _item(pipeline: PipelineFile, root: DataRoot, partition: str, *, force: bool
             partition, skip=f"inputs not ready: waiting for {', '.join(inputs.missing)}"
         )
     if force:
-        # No state: the run goes ahead even though the ledger has it, and records it again.
+        # No state: the run goes ahead even when a run of its state completed already.
         return BackfillItem(partition)
-    if consumed_state(root, pipeline.name, inputs.partition) == inputs.state:
-        return BackfillItem(partition, skip=f"input state {inputs.state} was already consumed")
-    return BackfillItem(partition, state=inputs.state)
+    return BackfillItem(partition, state=inputs.state, key=run_key(inputs))
 
 
 def plan_backfill(

@@ -3,12 +3,13 @@
 A consumer with ``trigger: {on: [a, b], require: all, partition: same}`` is ready for partition P
 once every input has P. Its *input state* for P is a hash of the inputs' versions (size and
 modification time of their files; unchanged content is never rewritten, so versions move only
-with the data). Whoever updates a dataset evaluates readiness right away and emits
-``pipeline.ready`` with an event id derived from (consumer, partition, input state): duplicates
-of that event, from any producer or a re-run, carry the same id and Prefect drops them. The
-consumer records the state it consumed; a run that finds its state already consumed, or claimed
-by a concurrent run, ends as Skipped. Reconciliation re-derives readiness from the data itself,
-so an update whose event was lost (server down, restart) is picked up on the next pass.
+with the data). Whoever updates a dataset evaluates readiness right away and creates the
+consumer's run for that state under a key derived from (consumer, partition, input state), so
+that every other announcement of the state, from any host, gets the same run back (see
+``claims``); it emits ``pipeline.ready``, whose event id is derived the same way. A run whose
+inputs moved before it started leaves the work to the run of the newer state and ends as
+Skipped. Reconciliation re-derives readiness from the data itself, so an update whose event was
+lost (server down, restart) is picked up on the next pass.
 """
 
 from __future__ import annotations

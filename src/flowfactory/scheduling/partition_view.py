@@ -6,10 +6,13 @@ producer would read for that partition now differ from those recorded with the w
 inputs (landing files: any matched file changed, appeared or went away). It is *unknown* when
 it cannot be told: the dataset has no producer here, flowfactory kept no record of the write, the
 file was replaced since its record, or an input is an HTTP API, whose answers carry no version.
+The pending consumers are known only with the keys of the consumed states, which the shell reads
+from Prefect; without them (no server) they are unknown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -47,33 +50,47 @@ class PartitionRow:
     reason: str
     pending: tuple[str, ...] = ()
     waiting: tuple[str, ...] = ()
+    pending_known: bool = True
 
 
 def partition_rows(
-    project: Project, root: DataRoot, dataset: str | None = None
+    project: Project,
+    root: DataRoot,
+    dataset: str | None = None,
+    consumed: Container[str] | None = None,
 ) -> list[PartitionRow]:
     """The partitions of ``dataset`` (every dataset when None) with their facts, in order.
 
-    Raises a UsageError (with a did-you-mean) for a dataset the project does not know.
+    ``consumed`` holds the run keys of the consumed input states (None: not known, and so
+    neither are the pending consumers). Raises a UsageError (with a did-you-mean) for a dataset
+    the project does not know.
     """
     if dataset is not None:
         check_dataset(project, dataset, "")
     names = [dataset] if dataset is not None else sorted(known_datasets(project))
     return [
-        _row(project, root, name, partition, files)
+        _row(project, root, name, partition, files, consumed=consumed)
         for name in names
         for partition, files in dataset_partitions(root, name).items()
     ]
 
 
 def _row(
-    project: Project, root: DataRoot, dataset: str, partition: str, files: PartitionFiles
+    project: Project,
+    root: DataRoot,
+    dataset: str,
+    partition: str,
+    files: PartitionFiles,
+    *,
+    consumed: Container[str] | None,
 ) -> PartitionRow:
     record = read_written(root, dataset, partition)
     if record is not None and record.file_version != files.version:
         record = None  # replaced by something else since: the record describes other data
     staleness, reason = _staleness(project.producers.get(dataset), root, record)
-    pending, waiting = pending_consumers(project, root, dataset, partition)
+    pending, waiting = pending_consumers(project, root, dataset, partition, consumed or ())
+    if consumed is None:
+        pending = []
     return PartitionRow(
         dataset=dataset,
         partition=partition,
@@ -86,6 +103,7 @@ def _row(
         reason=reason,
         pending=tuple(pending),
         waiting=tuple(waiting),
+        pending_known=consumed is not None,
     )
 
 

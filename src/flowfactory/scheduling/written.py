@@ -1,4 +1,4 @@
-"""The record of each partition write, kept next to the ledger under ``_flowfactory/written/``.
+"""The record of each partition write, kept under the data root in ``_flowfactory/written/``.
 
 A run records, per partition it produced, what it wrote (rows, bytes, content hash, which is
 also the partition's version), when and by which run, and the versions of the inputs it read.
@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Final
 
 from flowfactory.data import DataRoot, WrittenPartition
-from flowfactory.scheduling.ledger import STATE_DIR
 
-__all__ = ["PartitionRecord", "read_written", "record_written"]
+__all__ = ["STATE_DIR", "PartitionRecord", "read_written", "record_written"]
+
+# flowfactory's own records under the data root.
+STATE_DIR: Final = "_flowfactory"
 
 
 @dataclass(frozen=True)

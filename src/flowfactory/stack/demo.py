@@ -23,8 +23,8 @@ from prefect.client.schemas.objects import FlowRun
 from flowfactory.config import Project
 from flowfactory.data import DataRoot, Partition
 from flowfactory.errors import StackError
-from flowfactory.orchestration import announce_update
-from flowfactory.scheduling import consumed_state, readiness
+from flowfactory.orchestration import announce_update, consumed_keys
+from flowfactory.scheduling import readiness
 from flowfactory.settings import Settings
 from flowfactory.stack.replay import MonthProgress, ObservedRun, Outcome, Verdict, assess
 
@@ -213,7 +213,8 @@ def _consumed(project: Project, root: DataRoot, name: str, partition: str) -> bo
         Partition.parse(partition) if trigger is not None and trigger.partition == "same" else None
     )
     state = readiness(pipeline, root, scope)
-    return state.ready and consumed_state(root, name, state.partition) == state.state
+    # Consumed: the run of this input state (its key) completed.
+    return state.ready and bool(consumed_keys([state]))
 
 
 async def watch_month(

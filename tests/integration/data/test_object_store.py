@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -45,12 +44,9 @@ from flowfactory.data import (
 )
 from flowfactory.orchestration import run_pipeline
 from flowfactory.scheduling import (
-    Readiness,
-    claim,
     input_versions,
     readiness,
     reconcile,
-    record_consumed,
 )
 from flowfactory.settings import Settings
 from flowfactory.stack import LocalStack
@@ -324,10 +320,8 @@ def test_readiness_and_reconcile_on_s3(s3: S3Server, root: DataRoot, tmp_path: P
         ("flight_delays", "year=2013/month=2"),
     }
 
-    record_consumed(root, ready, "run-1")
-    pending = {(s.pipeline, s.partition) for s in reconcile(project, root)}
-    assert pending == {("flight_delays", "year=2013/month=2")}
-    # A correction of one input is a new state: January is pending again.
+    # A correction of one input is a new state of January (a new run key; which states were
+    # consumed is the Prefect server's to say, not the bucket's).
     write_dataset(root, FLIGHTS.with_columns(dep_delay=pl.lit(1.0)), DEST)
     assert readiness(delays, root, january).state != ready.state
     pending = {(s.pipeline, s.partition) for s in reconcile(project, root)}
@@ -342,32 +336,6 @@ def test_readiness_and_reconcile_on_s3(s3: S3Server, root: DataRoot, tmp_path: P
     assert first.ready
     assert second.ready
     assert first.state != second.state
-
-
-def test_create_exclusive_is_a_conditional_put(s3: S3Server, root: DataRoot) -> None:
-    """Of many claimants racing for one state, exactly one wins; the object is the winner's."""
-    assert root.create_exclusive("_flowfactory/x", b"first")
-    assert not root.create_exclusive("_flowfactory/x", b"second")
-    assert root.get("_flowfactory/x") == b"first"
-
-    state = Readiness("p", "", {"flights": "some-version"})
-    start = threading.Barrier(8)
-    won: list[str] = []
-
-    def contend(name: str) -> None:
-        start.wait()
-        if claim(root, state, name):
-            won.append(name)
-
-    threads = [threading.Thread(target=contend, args=(f"run-{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1
-    claims = [k for k in objects(s3, root) if k.startswith("_flowfactory/claims/")]
-    assert len(claims) == 1
-    assert root.get(claims[0]) == won[0].encode()
 
     root.remove("_flowfactory/x")
     assert root.get("_flowfactory/x") is None

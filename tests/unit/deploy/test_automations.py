@@ -27,7 +27,7 @@ from flowfactory.data import DataRoot, write_dataset
 from flowfactory.deploy import (
     ScheduleSpec,
     TriggerSpec,
-    data_trigger,
+    deployment_spec,
     project_specs,
     render_prefect_yaml,
     sla_schedules,
@@ -39,7 +39,6 @@ from flowfactory.scheduling import Readiness
 from flowfactory.settings import Settings
 
 PARTITION_TEMPLATE = "{{ event.resource.get('dataset.partition', '') }}"
-STATE_TEMPLATE = "{{ event.resource.get('flowfactory.state', '') }}"
 ROUTER_DATASET_TEMPLATE = "{{ event.resource.id | replace('dataset.', '', 1) }}"
 TERMINAL = [
     "prefect.flow-run.Completed",
@@ -85,14 +84,9 @@ def project(tmp_path: Path) -> Project:
 # Pipeline triggers
 
 
-def test_data_trigger(project: Project) -> None:
-    """A triggered pipeline starts on pipeline.ready for itself, with partition and state."""
-    assert data_trigger(project.get("ingest")) == TriggerSpec(
-        name="ingest: any of landing updated",
-        match={"prefect.resource.id": "pipeline.ingest"},
-        expect=["pipeline.ready"],
-        parameters={"name": "ingest", "partition": PARTITION_TEMPLATE, "state": STATE_TEMPLATE},
-    )
+def test_a_consumer_deployment_has_no_trigger_of_its_own(project: Project) -> None:
+    """Its runs are created by whoever updates its inputs, under keys an automation cannot use."""
+    assert deployment_spec(project.get("ingest")).triggers == []
 
 
 @pytest.mark.parametrize(
@@ -100,11 +94,9 @@ def test_data_trigger(project: Project) -> None:
     [
         (PARTITION_TEMPLATE, {"dataset.partition": "year=2013/month=1"}, "year=2013/month=1"),
         (PARTITION_TEMPLATE, {}, ""),
-        (STATE_TEMPLATE, {"flowfactory.state": "abc123"}, "abc123"),
-        (STATE_TEMPLATE, {}, ""),
         (ROUTER_DATASET_TEMPLATE, {}, "landing"),
     ],
-    ids=["partition", "no-partition", "state", "no-state", "router-dataset"],
+    ids=["partition", "no-partition", "router-dataset"],
 )
 def test_templates_render_on_the_server(
     template: str, labels: dict[str, str], expected: str
@@ -129,24 +121,9 @@ def test_sla_subject_template_renders_the_flow_run(project: Project) -> None:
     assert render_user_template_sync(subject, {"labels": labels}) == "prefect.flow-run.123"
 
 
-def test_data_trigger_names_require_and_inputs(tmp_path: Path) -> None:
-    """The trigger's name says which inputs and whether all or any of them."""
-    text = (
-        "sources:\n"
-        "  f: {dataset: flights, external: true}\n"
-        "  w: {dataset: weather, external: true}\n"
-        "transform: {sql: select 1}\ndestination: {dataset: joined}\n"
-        "trigger: {on: [weather, flights]}\n"
-    )
-    trigger = data_trigger(load(tmp_path, join=text).get("join"))
-    assert trigger is not None
-    assert trigger.name == "join: all of weather, flights updated"
-
-
-def test_no_trigger_no_data_trigger(project: Project) -> None:
-    """A pipeline without `trigger:` has no data trigger and no SLA automations."""
+def test_no_sla_no_sla_automations(project: Project) -> None:
+    """A pipeline without `sla:` has no SLA triggers or schedules."""
     stats = project.get("stats")
-    assert data_trigger(stats) is None
     assert sla_triggers(stats) == []
     assert sla_schedules(stats) == []
 
@@ -328,24 +305,9 @@ def test_render_contains_the_triggers(project: Project) -> None:
         assert document[spec.name].get("triggers", []) == [
             t.as_prefect_yaml() for t in spec.triggers
         ]
-    ingest = document["ingest"]["triggers"]
-    assert ingest == [
-        {
-            "type": "event",
-            "name": "ingest: any of landing updated",
-            "enabled": True,
-            "posture": "Reactive",
-            "match": {"prefect.resource.id": "pipeline.ingest"},
-            "expect": ["pipeline.ready"],
-            "threshold": 1,
-            "within": 0.0,
-            "parameters": {
-                "name": "ingest",
-                "partition": PARTITION_TEMPLATE,
-                "state": STATE_TEMPLATE,
-            },
-        }
-    ]
+    assert "triggers" not in document["ingest"]  # its producers create its runs
+    router = document["flowfactory-router"]["triggers"]
+    assert [t["expect"] for t in router] == [["dataset.updated"]]
     assert document["flowfactory-sla"]["schedules"] == [
         {
             "cron": "0 7 * * *",
@@ -363,7 +325,7 @@ def test_render_contains_the_triggers(project: Project) -> None:
 def test_rendered_triggers_are_prefect_triggers(project: Project) -> None:
     """Each rendered trigger builds Prefect's own DeploymentEventTrigger, unchanged."""
     triggers = [t for d in rendered(project).values() for t in d.get("triggers", [])]
-    assert len(triggers) == 4
+    assert len(triggers) == 3  # the router's and two SLA triggers
     for entry in triggers:
         assert entry["type"] == "event"
         fields = {k: v for k, v in entry.items() if k != "type"}
@@ -461,8 +423,14 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> Emitted:
         payload: Mapping[str, object],
         *,
         event_id: str | None = None,
+        related: list[dict[str, str]] | None = None,
     ) -> None:
         calls.append((event, resource, dict(payload), event_id))
+        related_to.append(related)
+
+    related_to: list[list[dict[str, str]] | None] = []
+    monkeypatch.setattr(events, "emit", record)
+    monkeypatch.setattr(events, "_recorded_related", related_to, raising=False)
 
     monkeypatch.setattr(events, "emit", record)
     return calls

@@ -17,7 +17,7 @@ from flowfactory.scheduling import (
     partition_order,
     plan_backfill,
     readiness,
-    record_consumed,
+    run_key,
     select_partitions,
 )
 
@@ -54,9 +54,9 @@ def land(root: DataRoot, *months: int, ids: tuple[int, ...] = (1,)) -> None:
     write_dataset(root, frame, Destination(dataset="orders", partition_by=["month"], key=["id"]))
 
 
-def consume(job: PipelineFile, root: DataRoot, month: int) -> None:
-    """Record the current input state of ``month`` as consumed, as a finished run does."""
-    record_consumed(root, readiness(job, root, Partition.parse(f"month={month}")), "run")
+def consumed(job: PipelineFile, root: DataRoot, month: int) -> set[str]:
+    """The run key of the current input state of ``month``, as its completed run has it."""
+    return {run_key(readiness(job, root, Partition.parse(f"month={month}")))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,13 +161,13 @@ def test_consumed_input_states_are_skipped_unless_forced(tmp_path: Path, root: D
     """A consumed state is skipped with its reason; the others run with their input state."""
     job = pipeline(tmp_path, TRIGGERED)
     land(root, 1, 2, 3)
-    consume(job, root, 2)
     plan = plan_backfill(job, root, first="month=1", last="month=3")
-    state_of = {m: readiness(job, root, Partition.parse(f"month={m}")).state for m in (1, 2, 3)}
+    plan = plan.without_consumed(consumed(job, root, 2))
+    inputs = {m: readiness(job, root, Partition.parse(f"month={m}")) for m in (1, 2, 3)}
     assert plan.items == (
-        BackfillItem("month=1", state=state_of[1]),
-        BackfillItem("month=2", skip=f"input state {state_of[2]} was already consumed"),
-        BackfillItem("month=3", state=state_of[3]),
+        BackfillItem("month=1", state=inputs[1].state, key=run_key(inputs[1])),
+        BackfillItem("month=2", skip=f"input state {inputs[2].state} was already consumed"),
+        BackfillItem("month=3", state=inputs[3].state, key=run_key(inputs[3])),
     )
     assert [i.partition for i in plan.to_run] == ["month=1", "month=3"]
     assert [i.partition for i in plan.skipped] == ["month=2"]
@@ -180,10 +180,10 @@ def test_a_changed_input_runs_again(tmp_path: Path, root: DataRoot) -> None:
     """New data in a consumed partition is a new input state: it runs without --force."""
     job = pipeline(tmp_path, TRIGGERED)
     land(root, 1)
-    consume(job, root, 1)
-    assert plan_backfill(job, root, listed=["month=1"]).to_run == []
+    before = consumed(job, root, 1)
+    assert plan_backfill(job, root, listed=["month=1"]).without_consumed(before).to_run == []
     land(root, 1, ids=(1, 2))
-    (item,) = plan_backfill(job, root, listed=["month=1"]).to_run
+    (item,) = plan_backfill(job, root, listed=["month=1"]).without_consumed(before).to_run
     assert item.state == readiness(job, root, Partition.parse("month=1")).state
 
 

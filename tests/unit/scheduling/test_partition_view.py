@@ -18,8 +18,8 @@ from flowfactory.scheduling import (
     input_versions,
     partition_rows,
     readiness,
-    record_consumed,
     record_written,
+    run_key,
 )
 from flowfactory.settings import Settings
 
@@ -79,8 +79,11 @@ def produce(
         )
 
 
-def rows_of(project: Project, root: DataRoot, dataset: str) -> dict[str, PartitionRow]:
-    return {row.partition: row for row in partition_rows(project, root, dataset)}
+def rows_of(
+    project: Project, root: DataRoot, dataset: str, consumed: frozenset[str] = frozenset()
+) -> dict[str, PartitionRow]:
+    """The rows by partition, ``consumed`` holding the run keys of the consumed states."""
+    return {row.partition: row for row in partition_rows(project, root, dataset, consumed)}
 
 
 def test_a_recorded_write_shows_its_rows_bytes_time_and_run(
@@ -132,9 +135,19 @@ def test_a_consumer_is_pending_until_it_consumed_the_partitions_state(
 ) -> None:
     produce(project, root, "orders", ORDERS)
     assert rows_of(project, root, "orders")[JAN].pending == ("sums",)
-    record_consumed(root, readiness(project.get("sums"), root, Partition.parse(JAN)), "run-9")
-    rows = rows_of(project, root, "orders")
+    consumed = frozenset({run_key(readiness(project.get("sums"), root, Partition.parse(JAN)))})
+    rows = rows_of(project, root, "orders", consumed)
     assert (rows[JAN].pending, rows[FEB].pending) == ((), ("sums",))
+    assert rows[JAN].pending_known
+
+
+def test_pending_consumers_are_unknown_without_the_consumed_states(
+    project: Project, root: DataRoot
+) -> None:
+    """No answer from Prefect: the view says it does not know rather than listing everyone."""
+    produce(project, root, "orders", ORDERS)
+    (jan, _) = partition_rows(project, root, "orders", None)
+    assert (jan.pending, jan.pending_known, jan.waiting) == ((), False, ())
 
 
 def test_a_write_without_a_record_is_unknown_but_still_counted(

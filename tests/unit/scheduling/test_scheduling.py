@@ -1,8 +1,7 @@
-"""Unit tests for data-aware scheduling: readiness, input states, consumed records, reconcile."""
+"""Unit tests for data-aware scheduling: readiness, input states, ready consumers, reconcile."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -13,15 +12,15 @@ from tests.helpers import load_pipelines as load
 from flowfactory.config import Destination, PipelineFile, Project
 from flowfactory.data import DataRoot, Partition, read_dataset, write_dataset
 from flowfactory.scheduling import (
+    KeyedRun,
     Readiness,
-    claim,
-    consumed_state,
+    RunPhase,
     consumers_of,
     evaluate_update,
     readiness,
     reconcile,
-    record_consumed,
-    release,
+    run_key,
+    runs_to_start,
 )
 
 JAN = "year=2013/month=1"
@@ -280,54 +279,25 @@ def test_evaluate_update_returns_ready_consumers_of_the_dataset(
     assert evaluate_update(three, root, "weather", FEB) == []
 
 
-def test_consumed_state_is_not_announced_again(three: Project, root: DataRoot) -> None:
-    """After record_consumed the same state is quiet; a change of an input makes it ready again."""
+def test_a_consumed_state_is_still_ready(three: Project, root: DataRoot) -> None:
+    """Readiness does not look at runs: announcing a consumed state again gets its run back.
+
+    A change of an input is a new state, with a new run key.
+    """
     write(root, "flights", (2013, 1, 1))
     write(root, "weather", (2013, 1, 2))
     (state,) = evaluate_update(three, root, "flights", JAN)
-    assert consumed_state(root, "join", JAN) is None
-    record_consumed(root, state, "run-1")
-    assert consumed_state(root, "join", JAN) == state.state
-    assert evaluate_update(three, root, "flights", JAN) == []
+    assert evaluate_update(three, root, "flights", JAN) == [state]
     write(root, "flights", (2013, 1, 1), (2013, 1, 9))
     (again,) = evaluate_update(three, root, "flights", JAN)
     assert again.pipeline == "join"
     assert again.state != state.state
+    assert run_key(again) != run_key(state)
 
 
-def test_consumed_record_lives_under_the_data_root(
-    tmp_path: Path, three: Project, root: DataRoot
-) -> None:
-    """The record is JSON under <data root>/_flowfactory/consumed, "_all" for all the data."""
-    write(root, "flights", (2013, 1, 1))
-    write(root, "weather", (2013, 1, 2))
-    (state,) = evaluate_update(three, root, "flights", JAN)
-    record_consumed(root, state, "run-1")
-    record = tmp_path / "data" / "_flowfactory" / "consumed" / "join" / f"{JAN}.json"
-    assert json.loads(record.read_text()) == {
-        "state": state.state,
-        "versions": state.versions,
-        "flow_run": "run-1",
-    }
-    whole = Readiness("join", "", {"flights": "1:2"})
-    record_consumed(root, whole, None)
-    assert (tmp_path / "data" / "_flowfactory" / "consumed" / "join" / "_all.json").exists()
-    assert consumed_state(root, "join", "") == whole.state
-
-
-def test_claim_once_per_state_until_released(root: DataRoot) -> None:
-    """A state is claimed once; a second claim fails until the first is released."""
-    state = Readiness("join", JAN, {"flights": "1:2", "weather": "3:4"})
-    other = Readiness("join", JAN, {"flights": "1:5", "weather": "3:4"})
-    assert claim(root, state, "run-1")
-    assert not claim(root, state, "run-2")
-    assert claim(root, other, "run-3")
-    release(root, state)
-    assert claim(root, state, "run-2")
-    assert not claim(root, state, None)
-    release(root, state)
-    release(root, state)  # releasing what is not claimed is harmless
-    assert claim(root, state, None)
+def _consumed(*states: Readiness) -> dict[str, KeyedRun]:
+    """Completed runs of ``states``, by key, as the shell reads them from Prefect."""
+    return {run_key(s): KeyedRun(run_key(s), "id", s.pipeline, RunPhase.completed) for s in states}
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,12 +313,11 @@ def test_reconcile_finds_every_ready_unconsumed_partition(tmp_path: Path, root: 
     )
     write(root, "flights", (2013, 1, 1), (2013, 2, 2))
     write(root, "weather", (2013, 1, 3), (2013, 2, 4))
-    record_consumed(root, ready(project.get("join"), root, JAN, "flights"), "run-1")
-    found = list(reconcile(project, root))
+    jan = ready(project.get("join"), root, JAN, "flights")
+    found = runs_to_start(reconcile(project, root), _consumed(jan))
     assert [(r.pipeline, r.partition) for r in found] == [("join", FEB)]
     assert found == [ready(project.get("join"), root, FEB, "weather")]
-    record_consumed(root, found[0], "run-2")
-    assert list(reconcile(project, root)) == []
+    assert runs_to_start(reconcile(project, root), _consumed(jan, found[0])) == []
 
 
 def test_reconcile_sees_a_change_after_consumption(tmp_path: Path, root: DataRoot) -> None:
@@ -357,9 +326,9 @@ def test_reconcile_sees_a_change_after_consumption(tmp_path: Path, root: DataRoo
     write(root, "flights", (2013, 1, 1))
     write(root, "weather", (2013, 1, 3))
     (state,) = reconcile(project, root)
-    record_consumed(root, state, "run-1")
+    assert runs_to_start(reconcile(project, root), _consumed(state)) == []
     write(root, "weather", (2013, 1, 3), (2013, 1, 4))
-    (changed,) = reconcile(project, root)
+    (changed,) = runs_to_start(reconcile(project, root), _consumed(state))
     assert (changed.pipeline, changed.partition) == ("join", JAN)
     assert changed.state != state.state
 
@@ -394,8 +363,7 @@ def test_reconcile_unpartitioned_input(tmp_path: Path, root: DataRoot) -> None:
     (found,) = reconcile(project, root)
     assert (found.pipeline, found.partition) == ("copy", "")
     assert evaluate_update(project, root, "reference", "") == [found]
-    record_consumed(root, found, "run-1")
-    assert list(reconcile(project, root)) == []
+    assert runs_to_start(reconcile(project, root), _consumed(found)) == []
 
 
 def test_reconcile_skips_pipelines_without_trigger(tmp_path: Path, root: DataRoot) -> None:
