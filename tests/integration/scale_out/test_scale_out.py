@@ -241,12 +241,12 @@ def test_the_scheduler_of_the_services_process_schedules_runs(topology: Topology
     assert runs, "no scheduled run of flowfactory-reconcile"
 
 
-def test_an_automation_of_the_services_process_starts_a_consumer_on_a_worker(
+def test_a_producer_starts_its_consumer_once_and_a_worker_runs_it(
     tmp_path: Path, topology: Topology
 ) -> None:
-    """A producer run through the second API server announces its output; the consumer's
-    automation, evaluated in the services process, creates the consumer's run, and a worker
-    runs it to completion."""
+    """A producer run through the second API server creates its consumer's run under the input
+    state's key (once, in the one database), the services process's event pipeline records its
+    pipeline.ready, and a worker runs it to completion."""
     p = "s" + uuid.uuid4().hex[:8]
     files = _producer_and_consumer(p)
     # The workers read the topology's data root, so the landing file goes there.
@@ -277,12 +277,17 @@ def test_an_automation_of_the_services_process_starts_a_consumer_on_a_worker(
     assert len(runs) == 1, runs
     (run,) = runs
     assert run["state"]["type"] == "COMPLETED", run["state"]
-    created_by_automation = [
-        event
-        for event in _events(api, "prefect.automation.action.executed")
-        if f"prefect.flow-run.{run['id']}" in _related(event, "flow-run")
-    ]
-    assert len(created_by_automation) == 1
+    assert run["idempotency_key"].startswith(f"flowfactory.input-state:{p}_sum:month=1:")
+    ready: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60  # events reach the database through the services process
+    while not ready and time.monotonic() < deadline:
+        ready = [
+            event
+            for event in _events(api, "pipeline.ready")
+            if f"prefect.flow-run.{run['id']}" in _related(event, "consumer-run")
+        ]
+        time.sleep(0.5)
+    assert len(ready) == 1
     assert _worker_of(api, run["id"]) in WORKERS
     sums = read_partition(topology.data, f"{p}_sums", "month=1")
     assert sums.select("orders", "total").rows() == [(2, 15)]
