@@ -24,6 +24,8 @@ from flowfactory.data.reading import (
     dataset_files,
     read_dataset,
     read_files,
+    scan_dataset,
+    scan_files,
     source_files,
 )
 from flowfactory.data.root import DataRoot
@@ -123,11 +125,13 @@ def open_source(
     if isinstance(source, HttpSource):
         answer = read_source(source, root, partition, read_http=read_http)
         return SourceScan(answer, None, answer.select(pl.len()).collect().item(), None)
-    frame = read_source(source, root, partition, expected=expected)
+    # Listed once: the scan is built from the same listing.
     if isinstance(source, DatasetSource):
         files = dataset_files(root, source.dataset, partition)
+        frame = scan_dataset(files, partition)
     else:
         files = source_files(root, source, expected)
+        frame = scan_files(files, partition)
     # Parquet footers hold row counts; a text file's rows are known only by reading it, which
     # would double the run's reading, so they go uncounted (its bytes are known).
     rows = frame.select(pl.len()).collect().item() if files.format == "parquet" else None

@@ -31,6 +31,8 @@ __all__ = [
     "explain_failure",
     "read_dataset",
     "read_files",
+    "scan_dataset",
+    "scan_files",
     "source_files",
 ]
 
@@ -70,7 +72,12 @@ def dataset_files(root: DataRoot, dataset: str, partition: Partition | None = No
 
 def read_dataset(root: DataRoot, dataset: str, partition: Partition | None = None) -> pl.LazyFrame:
     """A dataset (or one partition of it) as a lazy scan."""
-    files = dataset_files(root, dataset, partition)
+    return scan_dataset(dataset_files(root, dataset, partition), partition)
+
+
+def scan_dataset(files: SourceFiles, partition: Partition | None = None) -> pl.LazyFrame:
+    """A dataset's listed files (flowfactory's own Parquet) as one scan, narrowed to
+    ``partition`` if given."""
     return _filter_partition(_scan_all(files, [None] * len(files.paths)), partition)
 
 
@@ -81,16 +88,21 @@ def read_files(
     expected: ExpectedColumns | None = None,
 ) -> pl.LazyFrame:
     """The files a file source names, as one scan, filtered to ``partition`` if given."""
-    files = source_files(root, source, expected)
+    return scan_files(source_files(root, source, expected), partition)
+
+
+def scan_files(files: SourceFiles, partition: Partition | None = None) -> pl.LazyFrame:
+    """A file source's listed files as one scan, each file's footer or header read (and checked
+    against ``files.expected``), narrowed to ``partition`` if given."""
     # Each file's scan is built once: its schema (for text files, an inference pass) is then
     # known to the plan, and no later step reads the file again to learn it.
-    scans = [_scan_one(files, path, _overrides(files, None)) for path in files.paths]
+    scans = [_scan_one(files, path) for path in files.paths]
     schemas = [
         _file_schema(files, path, scan) for path, scan in zip(files.paths, scans, strict=True)
     ]
-    if expected is not None:
+    if files.expected is not None:
         for path, schema in zip(files.paths, schemas, strict=True):
-            _check_expected(path, schema, expected, files.format)
+            _check_expected(path, schema, files.expected, files.format)
     return _filter_partition(_scan_all(files, schemas, scans), partition)
 
 
@@ -121,7 +133,7 @@ def explain_failure(sources: Iterable[SourceFiles], error: BaseException) -> Bad
     for files in sources:
         for path in files.paths:
             try:
-                frame = _scan_one(files, path, _overrides(files, None))
+                frame = _scan_one(files, path)
                 frame.select(pl.all().null_count()).collect(engine="streaming")
             except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
                 explained = BadDataError(f"{path}: {_first_line(exc)}")
@@ -159,18 +171,15 @@ def _csv_options(options: CsvOptions) -> _CsvOptions:
     )
 
 
-def _overrides(files: SourceFiles, schema: pl.Schema | None) -> Mapping[str, pl.DataType] | None:
-    """A CSV's dtypes from its contract, for the columns the file has: a value that does not
-    parse as its contract's dtype is then an error, not a silently different column."""
+def _overrides(files: SourceFiles) -> Mapping[str, pl.DataType] | None:
+    """A CSV's dtypes from its contract: a value that does not parse as its contract's dtype is
+    then an error, not a silently different column."""
     if files.expected is None or files.format != "csv":
         return None
-    names = set(schema.names()) if schema is not None else set(files.expected.schema.names())
-    return {c: t for c, t in files.expected.schema.items() if c in names}
+    return dict(files.expected.schema.items())
 
 
-def _scan_one(
-    files: SourceFiles, path: str, overrides: Mapping[str, pl.DataType] | None
-) -> pl.LazyFrame:
+def _scan_one(files: SourceFiles, path: str) -> pl.LazyFrame:
     location = polars_location(files.fs, path)
     options = polars_storage_options(files.fs)
     target: str | fsspec.core.OpenFile = location or files.fs.open(path, "rb")
@@ -178,7 +187,9 @@ def _scan_one(
         return pl.scan_parquet(target, storage_options=options, hive_partitioning=False)
     if files.format == "csv":
         csv = _csv_options(files.csv or CsvOptions())
-        return pl.scan_csv(target, storage_options=options, schema_overrides=overrides, **csv)
+        return pl.scan_csv(
+            target, storage_options=options, schema_overrides=_overrides(files), **csv
+        )
     return pl.scan_ndjson(target, storage_options=options)
 
 
@@ -226,9 +237,5 @@ def _scan_all(
                 storage_options=polars_storage_options(files.fs),
                 hive_partitioning=False,
             )
-    frames = (
-        list(scans)
-        if scans is not None
-        else [_scan_one(files, path, _overrides(files, None)) for path in files.paths]
-    )
+    frames = list(scans) if scans is not None else [_scan_one(files, path) for path in files.paths]
     return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]

@@ -31,7 +31,7 @@ from flowfactory.config import Destination
 from flowfactory.data.manifest import Manifest, ManifestFile
 from flowfactory.data.partitions import Partition
 from flowfactory.data.reading import SourceFiles, explain_failure
-from flowfactory.data.root import DataRoot
+from flowfactory.data.root import DataRoot, PartitionFiles
 from flowfactory.errors import WriteError
 
 __all__ = [
@@ -329,16 +329,7 @@ def commit_output(root: DataRoot, staged: StagedOutput) -> list[WrittenPartition
 def _commit_partition(root: DataRoot, dataset: str, part: StagedPartition) -> WrittenPartition:
     live = root.partition_files(dataset, part.partition)
     if live is not None and live.version == part.content_hash:
-        return WrittenPartition(
-            dataset=dataset,
-            partition=part.partition,
-            path=live.folder,
-            rows=part.rows,
-            bytes=live.bytes,
-            content_hash=part.content_hash,
-            changed=False,
-            files=live.files,
-        )
+        return _written(part, live, changed=False)
     # New names for the new files, so that the live ones stay readable until the switch.
     prefix = part.content_hash[:16]
     manifest = Manifest(
@@ -362,15 +353,20 @@ def _commit_partition(root: DataRoot, dataset: str, part: StagedPartition) -> Wr
         raise WriteError(
             f"cannot write {folder}: {exc.strerror or exc}; the previous data is intact"
         ) from exc
+    return _written(part, files, changed=True)
+
+
+def _written(part: StagedPartition, live: PartitionFiles, *, changed: bool) -> WrittenPartition:
+    """What a commit did to one partition, as the partition is now."""
     return WrittenPartition(
-        dataset=dataset,
+        dataset=live.dataset,
         partition=part.partition,
-        path=files.folder,
+        path=live.folder,
         rows=part.rows,
-        bytes=part.bytes,
+        bytes=live.bytes,
         content_hash=part.content_hash,
-        changed=True,
-        files=files.files,
+        changed=changed,
+        files=live.files,
     )
 
 
