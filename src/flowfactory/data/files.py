@@ -10,9 +10,11 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-__all__ = ["remove_stale", "write_local_atomic"]
+__all__ = ["remove_settled", "remove_stale", "write_local_atomic"]
 
 _STALE_TMP_SECONDS: Final = 600
+_SETTLE_SECONDS: Final = 0.2
+_SETTLE_BUDGET_SECONDS: Final = 3.0
 
 
 def write_local_atomic(final: Path, data: bytes) -> None:
@@ -47,6 +49,24 @@ def remove_stale(folder: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
         except FileNotFoundError:
             continue
+
+
+def remove_settled(folder: Path) -> None:
+    """Remove the folder a failed polars sink was writing into, and keep it removed.
+
+    A sink's writer threads can still create a file after the sink has raised, so the folder
+    is removed again whenever it reappears, until it has stayed gone for a short while.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    gone_since = time.monotonic()
+    deadline = gone_since + _SETTLE_BUDGET_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(_SETTLE_SECONDS / 4)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since >= _SETTLE_SECONDS:
+            return
 
 
 def _remove_stale_temporaries(final: Path) -> None:

@@ -28,6 +28,7 @@ import polars as pl
 from polars.io.partition import FileProviderArgs
 
 from flowfactory.config import Destination
+from flowfactory.data.files import remove_settled
 from flowfactory.data.manifest import Manifest, ManifestFile
 from flowfactory.data.partitions import Partition
 from flowfactory.data.reading import SourceFiles, explain_failure
@@ -190,13 +191,15 @@ def stage_output(
             folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        explained = explain_failure(sources, exc)
+        try:
+            explained = explain_failure(sources, exc)
+        finally:
+            remove_settled(folder)
         if explained is None:
             raise
         raise explained from exc
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_settled(folder)
         raise
     return StagedOutput(destination.dataset, folder, dict(schema), tuple(staged))
 
