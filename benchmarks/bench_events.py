@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
+
 from bench_run import _environment, _free_port, _quiet_prefect_console, deployed_stack
 from flowfactory.config import Project, load_project
 from flowfactory.data import DataRoot
@@ -67,14 +69,20 @@ TRIGGERED: Final = "trigger: {on: [ext_fan], require: any}\n"
 
 @contextlib.contextmanager
 def bench_stack(
-    settings: Settings, api_url: str | None, *, pool_limit: int | None = None
+    settings: Settings,
+    api_url: str | None,
+    *,
+    pool_limit: int | None = None,
+    scale_out: bool = False,
 ) -> Iterator[Project]:
-    """A SQLite stack of its own with a worker (``api_url`` None), or the project deployed there.
+    """A stack of its own with its workers (``api_url`` None), or the project deployed there.
 
+    The stack of its own is the embedded SQLite one, or with ``scale_out`` the production
+    topology (PostgreSQL, Redis, two API servers, the services process, two workers).
     ``pool_limit`` caps how many runs the ``flowfactory`` work pool runs at once.
     """
     if api_url is None:
-        with deployed_stack(settings) as project:
+        with deployed_stack(settings, scale_out=scale_out) as project:
             _limit_pool(pool_limit)
             yield project
         return
@@ -197,7 +205,11 @@ def _wait_for(
     started = time.monotonic()
     runs: list[Any] = []
     while time.monotonic() - started < timeout:
-        runs = asyncio.run(_runs_of(deployments))
+        try:
+            runs = asyncio.run(_runs_of(deployments))
+        except httpx.TimeoutException:  # a server busy creating runs; the next poll will do
+            time.sleep(1.0)
+            continue
         if sum(1 for r in runs if done(r)) >= expected:
             break
         time.sleep(0.5)
@@ -310,12 +322,24 @@ def _emit_updates(dataset: str, partitions: list[str]) -> None:
 
 
 def _bench_settings(root: Path, pipelines: dict[str, str], api_url: str | None) -> Settings:
+    # As root, PostgreSQL runs as the postgres account, which must reach the state folder.
+    root.chmod(0o755)
     settings = _project(root, pipelines)
     return settings.model_copy(update={"prefect_api_url": api_url}) if api_url else settings
 
 
+def _backend(api_url: str | None, *, scale_out: bool) -> str:
+    if api_url is not None:
+        return api_url
+    return "PostgreSQL + Redis" if scale_out else "SQLite"
+
+
 def run_fanout(
-    consumers: int = 50, timeout: float = 600.0, api_url: str | None = None
+    consumers: int = 50,
+    timeout: float = 600.0,
+    api_url: str | None = None,
+    *,
+    scale_out: bool = False,
 ) -> dict[str, Any]:
     """One update of a dataset that ``consumers`` pipelines read, three ways on one stack.
 
@@ -333,7 +357,7 @@ def run_fanout(
     }
     with tempfile.TemporaryDirectory(prefix="ff-bench-fanout-") as tmp:
         settings = _bench_settings(Path(tmp), pipelines, api_url)
-        with bench_stack(settings, api_url) as project:
+        with bench_stack(settings, api_url, scale_out=scale_out) as project:
             landing = Path(settings.data_root_url) / "landing" / "fan" / "part.csv"
             landing.parent.mkdir(parents=True, exist_ok=True)
             landing.write_text("p,v\n1,1\n")
@@ -348,11 +372,15 @@ def run_fanout(
                 way: _measure(names[way], consumers, fire, worker=True, timeout=timeout)
                 for way, fire in fires.items()
             }
-    return {"consumers": consumers, "api_url": api_url or "own SQLite stack", **ways}
+    return {"consumers": consumers, "backend": _backend(api_url, scale_out=scale_out), **ways}
 
 
 def run_burst(
-    events: int = 300, timeout: float = 900.0, api_url: str | None = None
+    events: int = 300,
+    timeout: float = 900.0,
+    api_url: str | None = None,
+    *,
+    scale_out: bool = False,
 ) -> dict[str, Any]:
     """``events`` partitions announced back to back, three ways: exactly one run each?
 
@@ -373,7 +401,9 @@ def run_burst(
     partitions = [f"p={i}" for i in range(1, events + 1)]
     with tempfile.TemporaryDirectory(prefix="ff-bench-burst-") as tmp:
         settings = _bench_settings(Path(tmp), pipelines, api_url)
-        with bench_stack(settings, api_url, pool_limit=BURST_POOL_LIMIT) as project:
+        with bench_stack(
+            settings, api_url, pool_limit=BURST_POOL_LIMIT, scale_out=scale_out
+        ) as project:
             root = DataRoot(settings.data_root_url)
             folder = Path(settings.data_root_url) / "landing" / "events"
             folder.mkdir(parents=True, exist_ok=True)
@@ -397,6 +427,6 @@ def run_burst(
     return {
         "events": events,
         "pool_limit": BURST_POOL_LIMIT,
-        "api_url": api_url or "own SQLite stack",
+        "backend": _backend(api_url, scale_out=scale_out),
         **ways,
     }

@@ -32,7 +32,7 @@ from flowfactory.config import Project, load_project
 from flowfactory.data import DataRoot, Partition
 from flowfactory.orchestration import PIPELINE_ENTRYPOINT
 from flowfactory.settings import Settings
-from flowfactory.stack import LandingZone, LocalStack
+from flowfactory.stack import LandingZone, LocalStack, ScaleOutStack
 
 __all__ = ["BARE_SCRIPT", "run"]
 
@@ -135,22 +135,28 @@ def _drain_prefect_clients() -> None:
 
 
 @contextlib.contextmanager
-def deployed_stack(settings: Settings, *, worker: bool = True) -> Iterator[Project]:
+def deployed_stack(
+    settings: Settings, *, worker: bool = True, scale_out: bool = False
+) -> Iterator[Project]:
     """A server of its own with the project deployed and (unless not ``worker``) a worker.
 
-    Everything is stopped on exit. This process's Prefect client points at that server for
-    the duration.
+    ``scale_out`` starts the production topology instead of the embedded SQLite server
+    (PostgreSQL, Redis, two API servers, the services process and two workers, as
+    ``flowfactory up --scale-out`` does). Everything is stopped on exit. This process's
+    Prefect client points at that server for the duration.
     """
     from flowfactory.deploy import deploy_project  # noqa: PLC0415 - imports prefect
 
-    stack = LocalStack(settings)
+    stack = ScaleOutStack(settings) if scale_out else LocalStack(settings)
     with _environment({}), stack.client_environment():
         try:
             stack.start_server()
             os.environ.update(stack.env())
             project = load_project(settings.deployments_dir, settings)
             asyncio.run(deploy_project(project, settings, prune=False))
-            if worker:
+            if worker and isinstance(stack, ScaleOutStack):
+                stack.start_workers(["flowfactory"])
+            elif worker:
                 stack.start_worker("flowfactory")
             _quiet_prefect_console()
             yield project

@@ -149,11 +149,11 @@ def _way_rows(
 
 def _fanout_burst_rows(fanout: dict[str, Any], burst: dict[str, Any]) -> list[tuple[str, ...]]:
     """Best = all runs created, median = all runs started, from the update (see bench_events)."""
-    n, events = fanout["consumers"], burst["events"]
+    n, events, backend = fanout["consumers"], burst["events"], fanout["backend"]
     return [
-        *_way_rows(f"fan-out 1 -> {n}", fanout, n, bench_events.FANOUT_TARGET_SECONDS),
+        *_way_rows(f"{backend}, fan-out 1 -> {n}", fanout, n, bench_events.FANOUT_TARGET_SECONDS),
         *_way_rows(
-            f"burst of {events}, pool limit {burst['pool_limit']}",
+            f"{backend}, burst of {events}, pool limit {burst['pool_limit']}",
             burst,
             events,
             bench_events.BURST_TARGET_SECONDS,
@@ -470,10 +470,11 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str
 def _notes(results: dict[str, Any]) -> list[str]:
     notes = []
     if "fanout" in results:
+        backends = " and ".join(item["backend"] for item in results["fanout"])
         notes.append(
             "events fan-out/burst: best = seconds from the announcement until the last run "
             "existed, median = until the last run started (server timestamps), one measurement "
-            f"each, on {results['fanout']['api_url']}; automations = one Prefect automation "
+            f"each, on {backends}; automations = one Prefect automation "
             "per consumer on dataset.updated, floor = the runs created directly, concurrently"
         )
     if "load" in results:
@@ -610,6 +611,13 @@ def _parser() -> argparse.ArgumentParser:
         help="bench_events fan-out and burst: the Prefect API of another stack (its workers run "
         "the flows) instead of a SQLite stack of their own",
     )
+    parser.add_argument(
+        "--event-backends",
+        choices=["both", "sqlite", "scale-out"],
+        default="both",
+        help="bench_events fan-out and burst: on the embedded SQLite stack, on the scale-out "
+        "topology (PostgreSQL + Redis; needs postgresql and redis-server), or on both",
+    )
     parser.add_argument("--load-repeats", type=int, default=7, help="N for bench_load (>= 5)")
     parser.add_argument("--run-repeats", type=int, default=7, help="K for bench_run (>= 5)")
     parser.add_argument("--schema-repeats", type=int, default=5, help="N for bench_schema")
@@ -627,6 +635,13 @@ def _parser() -> argparse.ArgumentParser:
     _scale_arguments(parser)
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     return parser
+
+
+def _event_backends(args: argparse.Namespace) -> list[bool]:
+    """Which stacks the fan-out and burst run on: scale-out or not, one entry each."""
+    if args.api_url is not None:
+        return [False]
+    return {"both": [False, True], "sqlite": [False], "scale-out": [True]}[args.event_backends]
 
 
 def _run_scale(args: argparse.Namespace) -> dict[str, Any]:
@@ -678,9 +693,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "events"):
         results["events"] = bench_events.run(events=args.events)
         rows += _event_rows(results["events"])
-        results["fanout"] = bench_events.run_fanout(api_url=args.api_url)
-        results["burst"] = bench_events.run_burst(api_url=args.api_url)
-        rows += _fanout_burst_rows(results["fanout"], results["burst"])
+        results["fanout"], results["burst"] = [], []
+        for scale_out in _event_backends(args):
+            fanout = bench_events.run_fanout(api_url=args.api_url, scale_out=scale_out)
+            burst = bench_events.run_burst(api_url=args.api_url, scale_out=scale_out)
+            results["fanout"].append(fanout)
+            results["burst"].append(burst)
+            rows += _fanout_burst_rows(fanout, burst)
     if args.only in (None, "mechanisms"):
         results["mechanisms"] = bench_mechanisms.run()
         rows += _mechanism_rows(results["mechanisms"])
