@@ -198,6 +198,18 @@ async def _runs_of(deployments: list[str]) -> list[Any]:
                 return runs
 
 
+def _current_runs(deployments: list[str], patience: float = 120.0) -> list[Any]:
+    """``_runs_of``, read again while the server is too busy creating runs to answer."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return asyncio.run(_runs_of(deployments))
+        except httpx.TimeoutException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def _wait_for(
     deployments: list[str], done: Any, expected: int, timeout: float
 ) -> tuple[list[Any], float]:
@@ -205,11 +217,7 @@ def _wait_for(
     started = time.monotonic()
     runs: list[Any] = []
     while time.monotonic() - started < timeout:
-        try:
-            runs = asyncio.run(_runs_of(deployments))
-        except httpx.TimeoutException:  # a server busy creating runs; the next poll will do
-            time.sleep(1.0)
-            continue
+        runs = _current_runs(deployments)
         if sum(1 for r in runs if done(r)) >= expected:
             break
         time.sleep(0.5)
@@ -239,7 +247,7 @@ def _measure(
     if worker:
         runs, _ = _wait_for(deployments, _started, expected, timeout)
     time.sleep(5)  # late duplicates would show up by now
-    runs = asyncio.run(_runs_of(deployments))
+    runs = _current_runs(deployments)
     keys = [(str(r.deployment_id), r.parameters.get("partition")) for r in runs]
     created = [(r.created - fired).total_seconds() for r in runs if r.created]
     started = [(r.start_time - fired).total_seconds() for r in runs if r.start_time]

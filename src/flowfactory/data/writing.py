@@ -190,17 +190,15 @@ def stage_output(
         staged = _measure(
             folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
         )
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except BaseException as exc:
         try:
-            explained = explain_failure(sources, exc)
+            readable = isinstance(exc, pl.exceptions.PolarsError | OSError)
+            explained = explain_failure(sources, exc) if readable else None
         finally:
             remove_settled(folder)
         if explained is None:
             raise
         raise explained from exc
-    except BaseException:
-        remove_settled(folder)
-        raise
     return StagedOutput(destination.dataset, folder, dict(schema), tuple(staged))
 
 
