@@ -9,9 +9,12 @@ a throwaway project. Two cases, each one pipeline file:
   ``key: [l_orderkey, l_linenumber]``.
 
 Each case runs as ``flowfactory run NAME`` in a subprocess (a user's command, against a Prefect
-server this benchmark starts once) and as a bare polars script in a subprocess doing the same
-query lazily on the streaming engine (``scan_parquet``, the same SQL, ``collect`` or
-``sink_parquet(pl.PartitionBy(...))``). Both are timed and their peak resident memory measured
+server this benchmark starts once, with the stack's warm executor running as ``flowfactory up``
+has it: the command hands the run to it, and the forked run's memory counts as the command's),
+as the same command with ``FLOWFACTORY_WARM_START=false`` (``flowfactory-cold``: the command
+imports Prefect and runs the flow itself), and as a bare polars script in a subprocess doing
+the same query lazily on the streaming engine (``scan_parquet``, the same SQL, ``collect`` or
+``sink_parquet(pl.PartitionBy(...))``). All are timed and their peak resident memory measured
 (``measured_process``); the outputs are compared (Q1: the frames; partitioned: rows and a
 checksum of the content per partition).
 
@@ -62,11 +65,13 @@ from flowfactory.settings import Settings
 from flowfactory.stack import LandingZone, LocalStack
 from measured_process import ProcessFigures, run_measured
 
-__all__ = ["CASES", "DATA_DIR", "TARGETS", "clean_data", "lineitem_file", "run"]
+__all__ = ["CASES", "DATA_DIR", "SIDES", "TARGETS", "clean_data", "lineitem_file", "run"]
 
 DATA_DIR: Final = Path(__file__).resolve().parent / ".data" / "tpch"
 TPCHGEN: Final = Path(sys.executable).with_name("tpchgen-cli")
 FLOWFACTORY: Final = Path(sys.executable).with_name("flowfactory")
+FLOWFACTORY_SIDES: Final = ("flowfactory", "flowfactory-cold")
+SIDES: Final = (*FLOWFACTORY_SIDES, "polars")
 TARGETS: Final = {"time_ratio": 1.3, "rss_ratio": 1.5, "judged_at_sf": 10.0, "overhead_s": 0.3}
 RUN_TIMEOUT: Final = 600.0
 
@@ -324,12 +329,18 @@ class _ScaleRun:
     lineitem: Path
     env: dict[str, str]
     rss_limit: int
+    warm_pid: int | None
 
     def measure(self, case: Case, side: str) -> tuple[ProcessFigures, Path]:
         """One run of a side, from an empty output; returns its figures and output path."""
-        if side == "flowfactory":
+        env, adopt = self.env, None
+        if side in FLOWFACTORY_SIDES:
             out = self.project / "data" / case.dataset
             argv = [str(FLOWFACTORY), "run", case.pipeline]
+            if side == "flowfactory":
+                adopt = self.warm_pid
+            else:
+                env = {**env, "FLOWFACTORY_WARM_START": "false"}
         else:
             out = self.project / "bare-out" / case.dataset
             out = out if case.name == "partitioned" else out.with_suffix(".parquet")
@@ -340,7 +351,7 @@ class _ScaleRun:
         out.parent.mkdir(parents=True, exist_ok=True)
         log = self.project / "logs" / f"{case.name}-{side}.log"
         figures = run_measured(
-            argv, env=self.env, cwd=self.project, log=log, rss_limit=self.rss_limit
+            argv, env=env, cwd=self.project, log=log, rss_limit=self.rss_limit, adopt=adopt
         )
         if figures.returncode != 0 and not figures.over_limit:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
@@ -365,7 +376,12 @@ def _case_result(
             "peak_rss_mib": _mib(max(f.peak_rss_bytes for f in runs)),
         }
     result: dict[str, Any] = {"case": case.name, "sf": sf, "rows_in": rows_in, **sides}
-    ours, theirs = sides.get("flowfactory"), sides.get("polars")
+    theirs = sides.get("polars")
+    cold = sides.get("flowfactory-cold")
+    if cold and theirs and cold["median_seconds"] and theirs["median_seconds"]:
+        result["cold_time_ratio"] = cold["median_seconds"] / theirs["median_seconds"]
+        result["cold_rss_ratio"] = cold["peak_rss_mib"] / theirs["peak_rss_mib"]
+    ours = sides.get("flowfactory")
     if ours and theirs and ours["median_seconds"] and theirs["median_seconds"]:
         result["time_ratio"] = ours["median_seconds"] / theirs["median_seconds"]
         result["rss_ratio"] = ours["peak_rss_mib"] / theirs["peak_rss_mib"]
@@ -386,6 +402,7 @@ def _scale(
     sides: Sequence[str],
     repeats: int,
     rss_limit: int,
+    warm_pid: int | None,
 ) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
     results, generated = [], {}
     for sf in scale_factors:
@@ -395,7 +412,11 @@ def _scale(
         lineitem = _make_scale_project(project, cached, cases)
         rows_in = int(pl.scan_parquet(lineitem).select(pl.len()).collect().item())
         runner = _ScaleRun(
-            project, lineitem, {**env, "FLOWFACTORY_PROJECT_DIR": str(project)}, rss_limit
+            project,
+            lineitem,
+            {**env, "FLOWFACTORY_PROJECT_DIR": str(project)},
+            rss_limit,
+            warm_pid,
         )
         for case in cases:
             figures: dict[str, list[ProcessFigures]] = {side: [] for side in sides}
@@ -405,7 +426,8 @@ def _scale(
                     measured, outputs[side] = runner.measure(case, side)
                     figures[side].append(measured)
             result = _case_result(case, sf, rows_in, figures)
-            if len(outputs) == 2:
+            if "polars" in outputs and len(outputs) > 1:
+                # Every flowfactory side writes the same dataset; the last one is compared.
                 result["outputs_equal"] = _outputs_equal(case, project / "data", outputs["polars"])
             results.append(result)
         shutil.rmtree(project / "data" / "landing")
@@ -551,7 +573,7 @@ def run(
     *,
     scale_factors: Sequence[float] = (1.0, 10.0),
     cases: Sequence[str] = tuple(CASES),
-    sides: Sequence[str] = ("flowfactory", "polars"),
+    sides: Sequence[str] = SIDES,
     repeats: int = 1,
     demo_repeats: int = 5,
     rss_limit: int | None = None,
@@ -572,6 +594,16 @@ def run(
             stack.start_server()
             os.environ.update(stack.env())
             server_seconds = time.perf_counter() - started
+            warm_pid = None
+            if "flowfactory" in sides:  # a running stack's executor, as `flowfactory up` has
+                socket = stack.start_warm_executor()
+                os.environ["FLOWFACTORY_WARM_SOCKET"] = str(socket)
+                deadline = time.monotonic() + 120
+                while not socket.exists():  # preloading takes a few seconds
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the warm executor did not listen within 120 s")
+                    time.sleep(0.1)
+                warm_pid = next(m.process.pid for m in stack.processes if m.name == "warm-executor")
             scale, generated = _scale(
                 root,
                 env=dict(os.environ),
@@ -580,6 +612,7 @@ def run(
                 sides=sides,
                 repeats=repeats,
                 rss_limit=limit,
+                warm_pid=warm_pid,
             )
             demo_result = _demo(settings, stack, demo_repeats) if demo else None
     return {

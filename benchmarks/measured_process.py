@@ -10,6 +10,10 @@ Two figures of memory, because neither alone covers everything:
 
 The peak reported is the larger of the two. A tree whose sampled sum passes ``rss_limit`` is
 killed (its whole session), so a run that does not fit cannot take the machine down with it.
+
+A command that hands its work to another process (``flowfactory run`` to the warm executor,
+which forks the run) names that process as ``adopt``: every child it starts while the command
+runs counts as part of the command's tree.
 """
 
 from __future__ import annotations
@@ -83,8 +87,16 @@ def run_measured(
     log: Path,
     rss_limit: int,
     interval: float = 0.05,
+    adopt: int | None = None,
 ) -> ProcessFigures:
-    """Run ``argv`` to its end (output to ``log``) and return its time and peak memory."""
+    """Run ``argv`` to its end (output to ``log``) and return its time and peak memory; the
+    children that ``adopt`` starts meanwhile count as the command's own."""
+    existing = set(_children(adopt)) if adopt is not None else set()
+
+    def tree(pid: int) -> int:
+        adopted = set(_children(adopt)) - existing if adopt is not None else set()
+        return tree_resident_bytes(pid) + sum(tree_resident_bytes(c) for c in adopted)
+
     with log.open("ab") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -101,11 +113,14 @@ def run_measured(
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            sampled = max(sampled, tree_resident_bytes(process.pid))
+            sampled = max(sampled, tree(process.pid))
             if sampled > rss_limit and not over_limit:
                 over_limit = True
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
+                for child in set(_children(adopt)) - existing if adopt is not None else ():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
             time.sleep(interval)
         seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen

@@ -398,26 +398,31 @@ def _scale_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     targets = result["targets"]
     rows: list[tuple[str, ...]] = []
     for item in result["runs"]:
-        ours = _side_cells(item.get("flowfactory"))
         theirs = _side_cells(item.get("polars"))
         equal = {True: "equal", False: "DIFFER", None: "-"}[item.get("outputs_equal")]
         verdict = ""
         if "meets_targets" in item:
             verdict = "met" if item["meets_targets"] else "MISSED"
             verdict = f"<= {targets['time_ratio']:g}x, <= {targets['rss_ratio']:g}x: {verdict}"
-        rows.append(
-            (
-                item["case"],
-                f"{item['sf']:g}",
-                f"{item['rows_in']:,}",
-                *ours,
-                *theirs,
-                f"{item['time_ratio']:.2f}x" if "time_ratio" in item else "-",
-                f"{item['rss_ratio']:.2f}x" if "rss_ratio" in item else "-",
-                equal,
-                verdict,
+        for side, prefix, label in (
+            ("flowfactory", "", item["case"]),
+            ("flowfactory-cold", "cold_", f"{item['case']}, cold"),
+        ):
+            if side not in item:
+                continue
+            rows.append(
+                (
+                    label,
+                    f"{item['sf']:g}",
+                    f"{item['rows_in']:,}",
+                    *_side_cells(item.get(side)),
+                    *theirs,
+                    f"{item[prefix + 'time_ratio']:.2f}x" if prefix + "time_ratio" in item else "-",
+                    f"{item[prefix + 'rss_ratio']:.2f}x" if prefix + "rss_ratio" in item else "-",
+                    equal,
+                    verdict if side == "flowfactory" else "",
+                )
             )
-        )
     return rows
 
 
@@ -563,9 +568,10 @@ def _scale_arguments(parser: argparse.ArgumentParser) -> None:
     )
     scale.add_argument(
         "--sides",
-        type=_listed(("flowfactory", "polars")),
-        default=["flowfactory", "polars"],
-        help="which side of each case to run; default both",
+        type=_listed(bench_scale.SIDES),
+        default=list(bench_scale.SIDES),
+        help="which sides of each case to run: flowfactory run through the warm executor, "
+        "flowfactory run without it (flowfactory-cold), bare polars; default all three",
     )
     scale.add_argument("--scale-repeats", type=int, default=1, help="runs per case and side")
     scale.add_argument(

@@ -5,39 +5,37 @@ capability packages below it (config, data, scheduling, breaker, canary, schema)
 Prefect; the layers that do (orchestration, deploy, stack, cli) are imported from their packages.
 """
 
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
-from flowfactory.config import (
-    CsvOptions,
-    DatasetSource,
-    Destination,
-    FileSource,
-    PipelineConfig,
-    PipelineFile,
-    Project,
-    PythonTransform,
-    Retries,
-    Schedule,
-    SqlTransform,
-    load_pipeline,
-    load_project,
-)
-from flowfactory.errors import (
-    ConfigError,
-    FlowfactoryError,
-    PipelineRunError,
-    Problem,
-    StackError,
-    UsageError,
-    WriteError,
-)
-from flowfactory.settings import Settings, get_settings
-
 if TYPE_CHECKING:
+    from flowfactory.config import (
+        CsvOptions,
+        DatasetSource,
+        Destination,
+        FileSource,
+        PipelineConfig,
+        PipelineFile,
+        Project,
+        PythonTransform,
+        Retries,
+        Schedule,
+        SqlTransform,
+        load_pipeline,
+        load_project,
+    )
     from flowfactory.data import DataRoot, Partition, WrittenPartition
+    from flowfactory.errors import (
+        ConfigError,
+        FlowfactoryError,
+        PipelineRunError,
+        Problem,
+        StackError,
+        UsageError,
+        WriteError,
+    )
+    from flowfactory.settings import Settings, get_settings
 
-__version__ = _version("flowfactory")
+    __version__: str
 
 __all__ = [
     "ConfigError",
@@ -68,17 +66,56 @@ __all__ = [
     "load_project",
 ]
 
-# flowfactory.data loads polars (~0.2 s): imported on first use, so that `import flowfactory`
-# (and with it `flowfactory --help` and `flowfactory validate`) does not pay for it.
-_FROM_DATA = frozenset({"DataRoot", "Partition", "WrittenPartition"})
+# Every re-export is imported on first use: `import flowfactory` (which the `flowfactory`
+# command and the warm executor's launcher pay for before anything else) loads nothing, and
+# flowfactory.data loads polars (~0.2 s) only for the names that need it.
+_SOURCES = {
+    **dict.fromkeys(
+        (
+            "CsvOptions",
+            "DatasetSource",
+            "Destination",
+            "FileSource",
+            "PipelineConfig",
+            "PipelineFile",
+            "Project",
+            "PythonTransform",
+            "Retries",
+            "Schedule",
+            "SqlTransform",
+            "load_pipeline",
+            "load_project",
+        ),
+        "flowfactory.config",
+    ),
+    **dict.fromkeys(("DataRoot", "Partition", "WrittenPartition"), "flowfactory.data"),
+    **dict.fromkeys(
+        (
+            "ConfigError",
+            "FlowfactoryError",
+            "PipelineRunError",
+            "Problem",
+            "StackError",
+            "UsageError",
+            "WriteError",
+        ),
+        "flowfactory.errors",
+    ),
+    **dict.fromkeys(("Settings", "get_settings"), "flowfactory.settings"),
+}
 
 
 def __getattr__(name: str) -> object:
-    """The names re-exported from flowfactory.data, imported when first asked for."""
-    if name not in _FROM_DATA:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from flowfactory import data  # noqa: PLC0415 - see _FROM_DATA
+    """A re-exported name, imported from its package when first asked for."""
+    from importlib import import_module  # noqa: PLC0415 - only when a name is asked for
 
-    value: object = getattr(data, name)
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415
+
+        value: object = version("flowfactory")
+    elif name in _SOURCES:
+        value = getattr(import_module(_SOURCES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value

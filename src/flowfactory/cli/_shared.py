@@ -157,4 +157,9 @@ def main() -> None:
     # temporary server of its own: name the API before any verb imports Prefect.
     with contextlib.suppress(ValueError):  # invalid settings: the verb that needs them says so
         os.environ.setdefault("PREFECT_API_URL", get_settings().prefect_api_url)
+    if "prefect.context" in sys.modules:
+        # Already imported (in a fork of the warm executor): read this environment's settings.
+        from prefect.context import refresh_global_settings_context  # noqa: PLC0415
+
+        refresh_global_settings_context()
     app()

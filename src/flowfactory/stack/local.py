@@ -7,14 +7,12 @@ is what the tests run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from prefect.workers.process import ProcessWorker
 from flowfactory.errors import StackError
 from flowfactory.orchestration import api_is_healthy
 from flowfactory.settings import Settings
+from flowfactory.stack._warm_launch import socket_path
 from flowfactory.stack.warm import SOCKET_ENV, launcher_command
 
 SQLITE_SERVER: Final = "flowfactory.stack.sqlite_server"
@@ -47,7 +46,6 @@ _SQLITE_SERVER_ENV: Final = {
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
     "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",
 }
-_MAX_UNIX_SOCKET_PATH: Final = 100  # sun_path holds 108 bytes on Linux
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -237,10 +235,7 @@ class LocalStack:
     def start_warm_executor(self) -> Path:
         """Start the warm executor (see flowfactory.stack.warm) once; returns its socket."""
         if self.warm_socket is None:
-            path = self.state / "warm.sock"
-            if len(str(path)) > _MAX_UNIX_SOCKET_PATH:
-                digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-                path = Path(tempfile.gettempdir()) / f"flowfactory-{digest}.sock"
+            path = socket_path(self.state)
             self._spawn(
                 "warm-executor",
                 [sys.executable, "-m", "flowfactory.stack.warm", str(path)],

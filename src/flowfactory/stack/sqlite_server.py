@@ -15,6 +15,13 @@ failing. Reads outside transactions are unchanged (WAL lets them run beside the 
 configuration is set through Prefect's own hook (``set_database_config``) before the unchanged
 ``prefect server start`` command runs in this process.
 
+On SQLite, Prefect also caps the API at 100 requests at once (``RequestLimitMiddleware``), and
+counts every open WebSocket as one for as long as it stays open. Each running flow holds two
+(events in, and events out for its cancellation watch), so 50 runs at once took every slot:
+every HTTP request then waited for a socket to close, the runs' own requests timed out, and
+the server stood idle while the runs failed. Here the cap counts HTTP requests only, which are
+what reach the database; WebSockets pass beside it.
+
 Usage: ``python -m flowfactory.stack.sqlite_server [prefect server start options]``.
 """
 
@@ -23,12 +30,25 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from prefect.server.api import server as api_server
 from prefect.server.database.configurations import SQLITE_BEGIN_MODE, AioSqliteConfiguration
 from prefect.server.database.dependencies import set_database_config
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-__all__ = ["WriteLockFirstSqliteConfiguration", "main"]
+__all__ = ["HttpRequestLimit", "WriteLockFirstSqliteConfiguration", "main"]
+
+
+class HttpRequestLimit(api_server.RequestLimitMiddleware):
+    """Prefect's cap on concurrent requests, applied to HTTP requests only."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """A WebSocket is served at once; an HTTP request waits for a slot."""
+        if scope.get("type") == "websocket":
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class WriteLockFirstSqliteConfiguration(AioSqliteConfiguration):
@@ -59,6 +79,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"flowfactory.stack.sqlite_server serves SQLite only, not {url!r}\n")
         return 2
     set_database_config(WriteLockFirstSqliteConfiguration(connection_url=url))
+    # create_app reads the class from its module when it builds the app.
+    api_server.RequestLimitMiddleware = HttpRequestLimit  # type: ignore[misc]
     sys.argv = ["prefect", "server", "start", *argv]  # Prefect's CLI reads its arguments there
     app()
     return 0

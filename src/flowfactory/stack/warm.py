@@ -10,6 +10,10 @@ its environment, working directory and standard streams to the server over a Uni
 signals to the forked run and exits with its exit code. Without a reachable server the launcher
 becomes ``python -m prefect.engine`` itself, so the warm path is an optimisation, never a
 dependency.
+
+``flowfactory run`` is handed over the same way (``flowfactory.console``): the fork runs the
+`flowfactory` command with the caller's arguments, environment and streams, and the caller's
+process, which imported nothing but the standard library, waits for its exit code.
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ PRELOAD: Final = (
     "prefect.runner.storage",
     "polars",
     "flowfactory.orchestration.flows",
+    # `flowfactory run`, handed over by flowfactory.console; loaded by name (the command sits
+    # above this layer, and this server runs it the way `python -m` would).
+    "flowfactory.cli",
 )
+
+# What a request may ask the fork to run besides a flow run: the `flowfactory` command.
+_PROGRAMS: Final = {"flowfactory": ("flowfactory.cli", "main")}
 
 _HEADER: Final = struct.Struct("!I")
 _MAX_MESSAGE: Final = 16 * 1024 * 1024
@@ -183,6 +193,9 @@ def _run_child(connection: socket.socket, request: dict[str, object], fds: list[
 
     refresh_global_settings_context()
     setup_logging(incremental=False)
+    program = request.get("program")
+    if program is not None:
+        return _run_program(str(program), [str(arg) for arg in argv])
     import prefect.engine  # noqa: PLC0415 - preloaded, this only looks it up
 
     sys.argv = [prefect.engine.__file__, *(str(arg) for arg in argv)]
@@ -194,8 +207,26 @@ def _run_child(connection: socket.socket, request: dict[str, object], fds: list[
         with engine_settings(get_settings()):
             runpy.run_path(prefect.engine.__file__, run_name="__main__")
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        return _exit_code(exit_)
     return 0
+
+
+def _run_program(program: str, argv: list[str]) -> int:
+    """Run a command of ``_PROGRAMS`` with ``argv``, as its console script would."""
+    if program not in _PROGRAMS:
+        sys.stderr.write(f"flowfactory: the warm executor does not run {program!r}\n")
+        return 2
+    module, function = _PROGRAMS[program]
+    sys.argv = [program, *argv]
+    try:
+        getattr(importlib.import_module(module), function)()
+    except SystemExit as exit_:
+        return _exit_code(exit_)
+    return 0
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import threading
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.events.worker import EventsWorker
 from tests.helpers import FLOWFACTORY, cli_env, write_project
@@ -101,3 +103,20 @@ def test_a_run_and_a_deploy_during_replay_activity_leave_no_lock_error(
         written = log.read().decode(errors="replace")
     locked = [line for line in written.splitlines() if "database is locked" in line]
     assert locked == [], "\n".join(locked[:5])
+
+
+def test_open_websockets_do_not_hold_back_http_requests(stack: LocalStack) -> None:
+    """Prefect caps a SQLite server at 100 requests at once; each running flow holds two
+    WebSockets. With 120 open, an HTTP request must still be answered, not wait for a socket."""
+    from websockets.asyncio.client import connect  # noqa: PLC0415 - Prefect's own dependency
+
+    ws_url = stack.api_url.replace("http://", "ws://") + "/events/out"
+
+    async def check() -> int:
+        async with contextlib.AsyncExitStack() as sockets:
+            for _ in range(120):
+                await sockets.enter_async_context(connect(ws_url, open_timeout=30))
+            async with httpx.AsyncClient(timeout=30) as client:
+                return (await client.get(f"{stack.api_url}/health")).status_code
+
+    assert asyncio.run(check()) == 200
