@@ -29,15 +29,17 @@ by which run), and the ``pipeline.ready`` event, related to the run created and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import httpx
+from prefect._internal.concurrency.threads import in_run_sync_loop
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentFlowRunCreate
 from prefect.client.schemas.filters import (
@@ -50,7 +52,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
+from prefect.settings import Settings as PrefectSettings
 from prefect.states import AwaitingRetry, Scheduled, to_state_create
 from prefect.utilities.asyncutils import run_coro_as_sync
 
@@ -266,13 +270,48 @@ def _announce(inputs: Readiness, run: FlowRun, cause: Cause) -> None:
     events.announce_ready(inputs, cause.payload, related=[consumer_run, *cause.related])
 
 
+# One client per API for the process, kept open on Prefect's "run sync" event loop (where
+# ``run_coro_as_sync`` runs every call, and which lives as long as the process): a new client
+# costs more than the run it creates (an SSL context, a CSRF token), and announcements come
+# back to back.
+_CLIENTS: dict[str, PrefectClient] = {}
+
+
+@contextlib.asynccontextmanager
+async def _client() -> AsyncIterator[PrefectClient]:
+    if not in_run_sync_loop():  # a loop of the caller's, which may not outlive this call
+        async with get_client() as client:
+            yield client
+        return
+    api = str(PREFECT_API_URL.value())
+    if api not in _CLIENTS:
+        _CLIENTS[api] = await get_client().__aenter__()
+    yield _CLIENTS[api]
+
+
+# The last settings seen, and the same with Prefect's client retries off: building those (what
+# ``temporary_settings`` does on every call) takes about 20 ms, and they rarely change.
+_WITHOUT_RETRIES: list[tuple[PrefectSettings, PrefectSettings]] = []
+
+
+@contextlib.contextmanager
+def _without_client_retries() -> Iterator[None]:
+    """Prefect's client retries off: these requests retry on their own schedule (see the
+    module), with no second layer below them."""
+    context = get_settings_context()
+    if not _WITHOUT_RETRIES or _WITHOUT_RETRIES[0][0] is not context.settings:
+        updated = context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0})
+        _WITHOUT_RETRIES[:] = [(context.settings, updated)]
+    with SettingsContext(profile=context.profile, settings=_WITHOUT_RETRIES[0][1]):
+        yield
+
+
 async def _start_all(
     requests: Sequence[tuple[Readiness, Cause]], concurrency: int, budget: float
 ) -> list[ConsumerRun]:
     deadline = time.monotonic() + budget
-    # These requests retry on their own schedule (see the module): no second layer below them.
-    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
-        async with get_client() as client:
+    with _without_client_retries():
+        async with _client() as client:
             try:
                 names = {inputs.pipeline for inputs, _ in requests}
                 ids = await _deployment_ids(client, names, deadline)
