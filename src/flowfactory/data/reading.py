@@ -12,6 +12,7 @@ streams.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
@@ -187,9 +188,18 @@ def _scan_one(files: SourceFiles, path: str) -> pl.LazyFrame:
         return pl.scan_parquet(target, storage_options=options, hive_partitioning=False)
     if files.format == "csv":
         csv = _csv_options(files.csv or CsvOptions())
-        return pl.scan_csv(
-            target, storage_options=options, schema_overrides=_overrides(files), **csv
-        )
+        overrides = _overrides(files)
+        if overrides is not None and location is not None:
+            # The contract types every column the header names: no inference pass is needed
+            # (with none, polars reads the header alone and parses by the overrides).
+            header_only = _CsvOptions(**{**csv, "infer_schema_length": 0})
+            typed = pl.scan_csv(
+                location, storage_options=options, schema_overrides=overrides, **header_only
+            )
+            with contextlib.suppress(pl.exceptions.PolarsError, OSError, ValueError):
+                if set(typed.collect_schema().names()) <= set(overrides):
+                    return typed
+        return pl.scan_csv(target, storage_options=options, schema_overrides=overrides, **csv)
     return pl.scan_ndjson(target, storage_options=options)
 
 

@@ -1,12 +1,13 @@
 """Writing: a lazy plan streamed into partitioned Parquet, staged, checked, then committed.
 
 ``stage_output`` runs the plan once, on polars' streaming engine, into a staging folder: one
-folder per partition, a large partition split into files of about ``max_file_size``. With a
-``key``, each partition's rows are sorted by it (one partition in memory at a time, never the
-whole output; a partition already in key order is only checked), so the same rows give the
-same files. It then measures every staged
-partition with one streaming aggregation over its files: rows, null counts, duplicate keys and
-a content hash of the rows. Nothing a reader sees has changed yet.
+folder per partition, a large partition split into files of about ``max_file_size``. The same
+pass measures every partition (rows, null counts and a content hash of the rows: a sum of row
+hashes, so it does not depend on row order), the sink and the measuring aggregation sharing one
+read of the sources. With a ``key``, each partition's rows are then sorted by it (one partition
+in memory at a time, never the whole output; a partition already in key order is only checked,
+by one read of its key columns that also counts repeated keys), so the same rows give the same
+files. Nothing a reader sees has changed yet.
 
 ``commit_output`` makes each staged partition live through its manifest (see
 ``flowfactory.data.manifest``), one partition at a time and each whole or not at all. A
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 from polars.io.partition import FileProviderArgs
@@ -142,16 +143,50 @@ def _path_provider(columns: list[str]) -> object:
     return provide
 
 
-def _sink(plan: pl.LazyFrame, folder: Path, columns: list[str], file_bytes: int | None) -> None:
+def _target(folder: Path, columns: list[str], file_bytes: int | None) -> pl.PartitionBy:
     folder.mkdir(parents=True, exist_ok=True)
-    target = pl.PartitionBy(
+    return pl.PartitionBy(
         folder,
         key=columns or None,
         include_key=True if columns else None,
         file_path_provider=_path_provider(columns),  # type: ignore[arg-type]
         approximate_bytes_per_file=file_bytes if file_bytes is not None else "auto",
     )
-    plan.sink_parquet(target, compression="zstd", statistics=True, mkdir=True, engine="streaming")
+
+
+def _sink(plan: pl.LazyFrame, folder: Path, columns: list[str], file_bytes: int | None) -> None:
+    plan.sink_parquet(
+        _target(folder, columns, file_bytes),
+        compression="zstd",
+        statistics=True,
+        mkdir=True,
+        engine="streaming",
+    )
+
+
+def _stream(
+    plan: pl.LazyFrame,
+    written: pl.LazyFrame,
+    folder: Path,
+    *,
+    columns: list[str],
+    file_bytes: int | None,
+    measures: list[pl.Expr],
+) -> pl.DataFrame:
+    """Sink ``written`` (``plan``, perhaps sorted) into ``folder`` and aggregate ``measures``
+    over ``plan`` per partition, in one streaming query: the two share the read of the
+    sources. One row per partition that has rows."""
+    sink = written.sink_parquet(
+        _target(folder, columns, file_bytes),
+        compression="zstd",
+        statistics=True,
+        mkdir=True,
+        engine="streaming",
+        lazy=True,
+    )
+    facts = plan.group_by(columns).agg(measures) if columns else plan.select(measures)
+    _, measured = pl.collect_all([sink, facts], engine="streaming")
+    return measured if columns else measured.filter(pl.col("rows") > 0)
 
 
 def stage_output(
@@ -177,19 +212,40 @@ def stage_output(
     columns = destination.partition_by
     folder = root.staging_folder()
     file_bytes = int(destination.max_file_size)
+    staging = _Staging(
+        folder,
+        schema,
+        not_null=tuple(c for c in not_null if c in schema),
+        key=tuple(destination.key),
+        unique_key=tuple(unique_key) if all(k in schema for k in unique_key) else (),
+        file_bytes=file_bytes,
+    )
+    measures = _measures(schema, staging.not_null)
     try:
-        key = destination.key
-        if key and (not columns or partition is not None):
-            # One partition: sorted as it streams out.
-            target = folder / partition.path if columns and partition is not None else folder
-            _sink(plan.sort(key, nulls_last=True, maintain_order=True), target, [], file_bytes)
-        else:
-            _sink(plan, folder, columns, file_bytes)
-            for part_folder in _partition_folders(folder, columns) if key else []:
-                _sort_partition(part_folder, key, file_bytes)
-        staged = _measure(
-            folder, schema, columns, partition, not_null=not_null, unique_key=unique_key
-        )
+        found: list[tuple[Partition | None, dict[str, Any]]]
+        if columns and partition is None:  # every partition the plan has, each its folder
+            measured = _stream(
+                plan, plan, folder, columns=columns, file_bytes=file_bytes, measures=measures
+            )
+            found = sorted(  # in the order of their folders' names, level by level
+                (
+                    (Partition.of(columns, [row[c] for c in columns]), row)
+                    for row in measured.iter_rows(named=True)
+                ),
+                key=lambda item: item[0].path.split("/") if item[0] else [],
+            )
+        else:  # one partition, sorted by the key as it streams out
+            scope = partition if columns else None
+            target = folder / scope.path if scope is not None else folder
+            key = destination.key
+            written = plan.sort(key, nulls_last=True, maintain_order=True) if key else plan
+            measured = _stream(
+                plan, written, target, columns=[], file_bytes=file_bytes, measures=measures
+            )
+            found = [(scope, row) for row in measured.iter_rows(named=True)]
+        staged = [staging.staged(part, facts) for part, facts in found]
+        if not staged and (partition is not None or not columns):
+            staged = [staging.empty(partition if columns else None)]
     except BaseException as exc:
         try:
             readable = isinstance(exc, pl.exceptions.PolarsError | OSError)
@@ -215,16 +271,35 @@ def _unsorted(key: Sequence[str]) -> pl.Expr:
     return (out_of_order.fill_null(value=False) | has_null).any()
 
 
-def _sort_partition(folder: Path, key: Sequence[str], file_bytes: int) -> None:
-    """Sort one staged partition by ``key`` unless it already is (then nothing is rewritten).
+def _repeats(key: Sequence[str]) -> pl.Expr:
+    """Rows whose ``key`` equals the row's before (nulls equal): in key order, the rows whose
+    key another row has already."""
+    same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in key)
+    return (same & (pl.int_range(pl.len()) > 0)).sum()
+
+
+def _key_facts(files: Sequence[Path], key: Sequence[str]) -> tuple[bool, int]:
+    """(out of key order, rows repeating the key before them), from one read of the key."""
+    facts = (
+        pl.scan_parquet(list(files), hive_partitioning=False)
+        .select(_unsorted(key).alias("unsorted"), _repeats(key).alias("repeats"))
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    return bool(facts["unsorted"]), int(facts["repeats"] or 0)
+
+
+def _sort_partition(folder: Path, key: Sequence[str], file_bytes: int) -> int:
+    """Sort one staged partition by ``key`` unless it already is (then nothing is rewritten);
+    the rows whose key another row of the partition has.
 
     Rows keep the order they stream in, so input that is in key order (as tables usually are,
     loaded in key order) costs one read of the key columns here, not a sort.
     """
     files = sorted(folder.glob("*.parquet"))
-    unsorted = pl.scan_parquet(files).select(_unsorted(key)).collect(engine="streaming").item()
+    unsorted, repeats = _key_facts(files, key)
     if not unsorted:
-        return
+        return repeats
     resorted = folder.with_name(f"{folder.name}{_RAW}")
     plan = pl.scan_parquet(files).sort(list(key), nulls_last=True, maintain_order=True)
     _sink(plan, resorted, [], file_bytes)
@@ -233,48 +308,7 @@ def _sort_partition(folder: Path, key: Sequence[str], file_bytes: int) -> None:
     for file in resorted.iterdir():
         file.rename(folder / file.name)
     resorted.rmdir()
-
-
-def _partition_folders(folder: Path, columns: list[str]) -> list[Path]:
-    """The folders of the partitions staged under ``folder``, one level per partition column."""
-    if not columns:
-        return [folder] if any(folder.glob("*.parquet")) else []
-    found = [folder]
-    for _ in columns:
-        found = [child for parent in found for child in sorted(parent.iterdir()) if child.is_dir()]
-    return found
-
-
-def _measure(
-    folder: Path,
-    schema: pl.Schema,
-    columns: list[str],
-    scope: Partition | None,
-    *,
-    not_null: Sequence[str],
-    unique_key: Sequence[str],
-) -> list[StagedPartition]:
-    staged = []
-    for part_folder in _partition_folders(folder, columns):
-        files = tuple(sorted(part_folder.glob("*.parquet")))
-        relative = part_folder.relative_to(folder).as_posix()
-        partition = Partition.parse(relative) if relative != "." else None
-        staged.append(
-            _measure_partition(files, schema, partition, not_null=not_null, unique_key=unique_key)
-        )
-    if not staged and (scope is not None or not columns):
-        # An empty result still replaces what the run's scope held, with an empty file.
-        part_folder = folder / (scope.path if scope is not None and columns else "")
-        part_folder.mkdir(parents=True, exist_ok=True)
-        empty = part_folder / "part-00000.parquet"
-        pl.DataFrame(schema=schema).write_parquet(empty, compression="zstd")
-        partition = scope if columns else None
-        staged.append(
-            _measure_partition(
-                (empty,), schema, partition, not_null=not_null, unique_key=unique_key
-            )
-        )
-    return staged
+    return _key_facts(sorted(folder.glob("*.parquet")), key)[1]
 
 
 def _row_hash(schema: pl.Schema) -> pl.Expr:
@@ -285,38 +319,70 @@ def _row_hash(schema: pl.Schema) -> pl.Expr:
     return pl.sum_horizontal(columns).hash(_HASH_SEED)
 
 
-def _measure_partition(
-    files: tuple[Path, ...],
-    schema: pl.Schema,
-    partition: Partition | None,
-    *,
-    not_null: Sequence[str],
-    unique_key: Sequence[str],
-) -> StagedPartition:
-    """One streaming aggregation over a staged partition's files."""
-    frame = pl.scan_parquet(list(files), hive_partitioning=False)
-    present = [c for c in not_null if c in schema]
-    keyed = bool(unique_key) and all(k in schema for k in unique_key)
-    measures = [
+def _measures(schema: pl.Schema, not_null: Sequence[str]) -> list[pl.Expr]:
+    """What is measured of each partition as it is written: rows, content hash, null counts."""
+    return [
         pl.len().alias("rows"),
         _row_hash(schema).sum().alias("hash"),
-        *(pl.col(c).null_count().alias(f"null:{c}") for c in present),
+        *(pl.col(c).null_count().alias(f"null:{c}") for c in not_null),
     ]
-    if keyed:
-        measures.append(pl.struct(list(unique_key)).n_unique().alias("unique_keys"))
-    facts = frame.select(measures).collect(engine="streaming").row(0, named=True)
-    rows = int(facts["rows"])
-    fingerprint = "|".join(f"{name}:{dtype}" for name, dtype in schema.items())
-    digest = hashlib.sha256(f"{fingerprint}|{rows}|{facts['hash'] or 0}".encode()).hexdigest()
-    return StagedPartition(
-        partition=partition,
-        files=files,
-        rows=rows,
-        bytes=sum(f.stat().st_size for f in files),
-        content_hash=digest,
-        nulls={c: int(facts[f"null:{c}"]) for c in present if facts[f"null:{c}"]},
-        duplicate_keys=rows - int(facts["unique_keys"]) if keyed else 0,
+
+
+def _duplicates(
+    files: Sequence[Path], unique_key: Sequence[str], key: Sequence[str], repeats: int
+) -> int:
+    """Rows whose ``unique_key`` another row of the partition has."""
+    if not unique_key:
+        return 0
+    if list(unique_key) == list(key):
+        return repeats  # counted while the partition's key order was checked
+    unique = (
+        pl.scan_parquet(list(files), hive_partitioning=False)
+        .select(pl.len().alias("rows"), pl.struct(list(unique_key)).n_unique().alias("unique"))
+        .collect(engine="streaming")
+        .row(0, named=True)
     )
+    return int(unique["rows"]) - int(unique["unique"])
+
+
+@dataclass(frozen=True)
+class _Staging:
+    """A staging folder being filled: what each of its partitions is checked and measured on."""
+
+    folder: Path
+    schema: pl.Schema
+    not_null: tuple[str, ...]
+    key: tuple[str, ...]
+    unique_key: tuple[str, ...]
+    file_bytes: int
+
+    def staged(self, partition: Partition | None, facts: dict[str, Any]) -> StagedPartition:
+        """One staged partition, from what was measured of it while it was written."""
+        part_folder = self.folder / partition.path if partition is not None else self.folder
+        repeats = _sort_partition(part_folder, self.key, self.file_bytes) if self.key else 0
+        files = tuple(sorted(part_folder.glob("*.parquet")))
+        rows = int(facts["rows"])
+        fingerprint = "|".join(f"{name}:{dtype}" for name, dtype in self.schema.items())
+        content = f"{fingerprint}|{rows}|{facts['hash'] or 0}"
+        nulls = {c: int(facts[f"null:{c}"]) for c in self.not_null}
+        return StagedPartition(
+            partition=partition,
+            files=files,
+            rows=rows,
+            bytes=sum(f.stat().st_size for f in files),
+            content_hash=hashlib.sha256(content.encode()).hexdigest(),
+            nulls={c: n for c, n in nulls.items() if n},
+            duplicate_keys=_duplicates(files, self.unique_key, self.key, repeats),
+        )
+
+    def empty(self, partition: Partition | None) -> StagedPartition:
+        """An empty result still replaces what the run's scope held, with an empty file."""
+        part_folder = self.folder / partition.path if partition is not None else self.folder
+        part_folder.mkdir(parents=True, exist_ok=True)
+        empty = pl.DataFrame(schema=self.schema)
+        empty.write_parquet(part_folder / "part-00000.parquet", compression="zstd")
+        facts = empty.select(_measures(self.schema, self.not_null)).row(0, named=True)
+        return self.staged(partition, facts)
 
 
 def commit_output(root: DataRoot, staged: StagedOutput) -> list[WrittenPartition]:

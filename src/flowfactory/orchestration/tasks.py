@@ -184,7 +184,8 @@ def announce(
 ) -> list[str]:
     """Record each partition written (with the ``inputs`` versions read for ``scope``), emit
     dataset.updated and its asset materialization, then create the runs of the consumers it
-    makes ready (each with its pipeline.ready); publish the output's partition view.
+    makes ready (each with its pipeline.ready); publish the output's partition view when a
+    partition changed.
     """
     destination = pipeline.config.destination
     fingerprint = events.schema_fingerprint(schema)
@@ -217,7 +218,8 @@ def announce(
     for run in runs:
         get_run_logger().info("inputs ready for %s: run %s", run.label, run.outcome.value)
     started = [r.label for r in runs]
-    if project is not None:
+    if project is not None and any(p.changed for p in written):
+        # A run that changed no partition leaves the view as the last write published it.
         publish_partitions(project, root, destination.dataset)
     return started
 
