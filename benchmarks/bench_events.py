@@ -147,11 +147,12 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def run(events: int = 30) -> dict[str, Any]:
-    """Announce ``events`` partitions one after another and time each consumer run."""
+def run(events: int = 30, *, scale_out: bool = False) -> dict[str, Any]:
+    """Announce ``events`` partitions one after another and time each consumer run, on the
+    embedded SQLite stack or (``scale_out``) the production topology."""
     with tempfile.TemporaryDirectory(prefix="ff-bench-events-") as tmp:
-        settings = _project(Path(tmp))
-        with deployed_stack(settings) as project:
+        settings = _bench_settings(Path(tmp), {"consumer": PIPELINE}, None)
+        with deployed_stack(settings, scale_out=scale_out) as project:
             root = DataRoot(settings.data_root_url)
             created: list[float] = []
             started: list[float] = []
@@ -166,6 +167,7 @@ def run(events: int = 30) -> dict[str, Any]:
                 started.append(running.timestamp() - emitted)
     return {
         "events": events,
+        "backend": _backend(None, scale_out=scale_out),
         "poll_seconds": settings.poll_seconds,
         "created_p50": statistics.median(created),
         "created_p95": _percentile(created, 95),

@@ -167,7 +167,7 @@ def _event_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     return [
         (
             "events",
-            "run created after event",
+            f"{result['backend']}: run created after event",
             f"p50 {result['created_p50']:.2f} s",
             f"p95 {result['created_p95']:.2f} s",
             f"{n} events",
@@ -176,7 +176,7 @@ def _event_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
         ),
         (
             "events",
-            "flow code starts after event",
+            f"{result['backend']}: flow code starts after event",
             f"p50 {result['started_p50']:.2f} s",
             f"p95 {result['started_p95']:.2f} s",
             f"{n} events",
@@ -643,6 +643,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_events(args: argparse.Namespace, results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Latency, fan-out and burst on each back end; each back end's figures are kept (in
+    ``<output>.events.json``) as soon as they are in, so a later failure loses none."""
+    rows: list[tuple[str, ...]] = []
+    results["events"], results["fanout"], results["burst"] = [], [], []
+    for scale_out in _event_backends(args):
+        if args.api_url is None:
+            latency = bench_events.run(events=args.events, scale_out=scale_out)
+            results["events"].append(latency)
+            rows += _event_rows(latency)
+        fanout = bench_events.run_fanout(api_url=args.api_url, scale_out=scale_out)
+        burst = bench_events.run_burst(api_url=args.api_url, scale_out=scale_out)
+        results["fanout"].append(fanout)
+        results["burst"].append(burst)
+        rows += _fanout_burst_rows(fanout, burst)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_suffix(".events.json").write_text(json.dumps(results, indent=2))
+    return rows
+
+
 def _event_backends(args: argparse.Namespace) -> list[bool]:
     """Which stacks the fan-out and burst run on: scale-out or not, one entry each."""
     if args.api_url is not None:
@@ -697,15 +717,7 @@ def main(argv: list[str] | None = None) -> int:
         results["run"] = bench_run.run(repeats=args.run_repeats)
         rows += _run_rows(results["run"])
     if args.only in (None, "events"):
-        results["events"] = bench_events.run(events=args.events)
-        rows += _event_rows(results["events"])
-        results["fanout"], results["burst"] = [], []
-        for scale_out in _event_backends(args):
-            fanout = bench_events.run_fanout(api_url=args.api_url, scale_out=scale_out)
-            burst = bench_events.run_burst(api_url=args.api_url, scale_out=scale_out)
-            results["fanout"].append(fanout)
-            results["burst"].append(burst)
-            rows += _fanout_burst_rows(fanout, burst)
+        rows += _run_events(args, results)
     if args.only in (None, "mechanisms"):
         results["mechanisms"] = bench_mechanisms.run()
         rows += _mechanism_rows(results["mechanisms"])
