@@ -1,13 +1,13 @@
 """Writing: a lazy plan streamed into partitioned Parquet, staged, checked, then committed.
 
 ``stage_output`` runs the plan once, on polars' streaming engine, into a staging folder: one
-folder per partition, a large partition split into files of about ``max_file_size``. The same
-pass measures every partition (rows, null counts and a content hash of the rows: a sum of row
-hashes, so it does not depend on row order), the sink and the measuring aggregation sharing one
-read of the sources. With a ``key``, each partition's rows are then sorted by it (one partition
-in memory at a time, never the whole output; a partition already in key order is only checked,
-by one read of its key columns that also counts repeated keys), so the same rows give the same
-files. Nothing a reader sees has changed yet.
+folder per partition, a large partition split into files of about ``max_file_size``. One
+streaming aggregation over the staged files then measures every partition (rows, null counts
+and a content hash of the rows: a sum of row hashes, so it does not depend on row order). With
+a ``key``, each partition's rows are sorted by it (one partition in memory at a time, never the
+whole output; a partition already in key order is only checked, by one read of its key columns
+that also counts repeated keys), so the same rows give the same files. Nothing a reader sees
+has changed yet.
 
 ``commit_output`` makes each staged partition live through its manifest (see
 ``flowfactory.data.manifest``), one partition at a time and each whole or not at all. A
@@ -166,27 +166,26 @@ def _sink(plan: pl.LazyFrame, folder: Path, columns: list[str], file_bytes: int 
 
 def _stream(
     plan: pl.LazyFrame,
-    written: pl.LazyFrame,
     folder: Path,
     *,
     columns: list[str],
     file_bytes: int | None,
     measures: list[pl.Expr],
 ) -> pl.DataFrame:
-    """Sink ``written`` (``plan``, perhaps sorted) into ``folder`` and aggregate ``measures``
-    over ``plan`` per partition, in one streaming query: the two share the read of the
-    sources. One row per partition that has rows."""
-    sink = written.sink_parquet(
-        _target(folder, columns, file_bytes),
-        compression="zstd",
-        statistics=True,
-        mkdir=True,
-        engine="streaming",
-        lazy=True,
-    )
-    facts = plan.group_by(columns).agg(measures) if columns else plan.select(measures)
-    _, measured = pl.collect_all([sink, facts], engine="streaming")
-    return measured if columns else measured.filter(pl.col("rows") > 0)
+    """Sink ``plan`` into ``folder``, then aggregate ``measures`` per partition over what was
+    staged, in one streaming read of the staged files. One row per partition that has rows.
+
+    Not in the same query as the sink: polars shares a plan between two sinks through a cache
+    that holds what the slower one has not taken yet, which at 60 million rows was the whole
+    output in memory.
+    """
+    _sink(plan, folder, columns, file_bytes)
+    files = sorted(folder.rglob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    staged = pl.scan_parquet(files, hive_partitioning=False)
+    facts = staged.group_by(columns).agg(measures) if columns else staged.select(measures)
+    return facts.collect(engine="streaming").filter(pl.col("rows") > 0)
 
 
 def stage_output(
@@ -225,7 +224,7 @@ def stage_output(
         found: list[tuple[Partition | None, dict[str, Any]]]
         if columns and partition is None:  # every partition the plan has, each its folder
             measured = _stream(
-                plan, plan, folder, columns=columns, file_bytes=file_bytes, measures=measures
+                plan, folder, columns=columns, file_bytes=file_bytes, measures=measures
             )
             found = sorted(  # in the order of their folders' names, level by level
                 (
@@ -240,7 +239,7 @@ def stage_output(
             key = destination.key
             written = plan.sort(key, nulls_last=True, maintain_order=True) if key else plan
             measured = _stream(
-                plan, written, target, columns=[], file_bytes=file_bytes, measures=measures
+                written, target, columns=[], file_bytes=file_bytes, measures=measures
             )
             found = [(scope, row) for row in measured.iter_rows(named=True)]
         staged = [staging.staged(part, facts) for part, facts in found]

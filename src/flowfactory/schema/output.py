@@ -2,7 +2,7 @@
 
 Unlike ``schema check``, this looks at what a run produces: dtypes are judged on the plan's
 schema under the pipeline's mode before any data moves, and NOT NULL and key uniqueness on the
-rows, counted while the output is staged, before it is committed. The run (the check-contract task)
+rows, counted over the staged files before they are committed. The run (the check-contract task)
 and the unit tier of the pytest plugin both ask `check_output` and decide what a breaking
 report means for them.
 """
@@ -40,7 +40,7 @@ class OutputFacts:
 
 
 def frame_facts(frame: pl.DataFrame, contract: TableSchema) -> OutputFacts:
-    """The facts of an output held in memory (samples and tests; runs measure what they stage)."""
+    """The facts of an output held in memory (samples and tests; runs measure staged files)."""
     present = [c for c in contract.not_null if c in frame.columns]
     nulls: dict[str, int] = {}
     if present:

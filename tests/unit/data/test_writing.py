@@ -1,5 +1,5 @@
-"""What staging measures of each partition while it writes it: rows, nulls, repeated keys and a
-content hash that does not depend on row order."""
+"""What staging measures of each partition it writes: rows, nulls, repeated keys and a content
+hash that does not depend on row order."""
 
 from __future__ import annotations
 
