@@ -7,6 +7,8 @@ Prefect; the layers that do (orchestration, deploy, stack, cli) are imported fro
 
 from typing import TYPE_CHECKING
 
+from flowfactory._lazy import lazy_exports
+
 if TYPE_CHECKING:
     from flowfactory.config import (
         CsvOptions,
@@ -69,7 +71,7 @@ __all__ = [
 # Every re-export is imported on first use: `import flowfactory` (which the `flowfactory`
 # command and the warm executor's launcher pay for before anything else) loads nothing, and
 # flowfactory.data loads polars (~0.2 s) only for the names that need it.
-_SOURCES = {
+_HOMES = {
     **dict.fromkeys(
         (
             "CsvOptions",
@@ -86,9 +88,9 @@ _SOURCES = {
             "load_pipeline",
             "load_project",
         ),
-        "flowfactory.config",
+        "config",
     ),
-    **dict.fromkeys(("DataRoot", "Partition", "WrittenPartition"), "flowfactory.data"),
+    **dict.fromkeys(("DataRoot", "Partition", "WrittenPartition"), "data"),
     **dict.fromkeys(
         (
             "ConfigError",
@@ -99,23 +101,18 @@ _SOURCES = {
             "UsageError",
             "WriteError",
         ),
-        "flowfactory.errors",
+        "errors",
     ),
-    **dict.fromkeys(("Settings", "get_settings"), "flowfactory.settings"),
+    **dict.fromkeys(("Settings", "get_settings"), "settings"),
 }
+_exports = lazy_exports(__name__, _HOMES)
 
 
 def __getattr__(name: str) -> object:
-    """A re-exported name, imported from its package when first asked for."""
-    from importlib import import_module  # noqa: PLC0415 - only when a name is asked for
+    """A re-exported name, or the installed version, looked up when first asked for."""
+    if name != "__version__":
+        return _exports(name)
+    from importlib.metadata import version  # noqa: PLC0415 - only when asked for
 
-    if name == "__version__":
-        from importlib.metadata import version  # noqa: PLC0415
-
-        value: object = version("flowfactory")
-    elif name in _SOURCES:
-        value = getattr(import_module(_SOURCES[name]), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
+    globals()[name] = value = version("flowfactory")
     return value

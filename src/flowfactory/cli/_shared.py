@@ -155,10 +155,11 @@ def main() -> None:
     """Console-script entry point."""
     # Prefect reads PREFECT_API_URL once, when it is first imported, and without it starts a
     # temporary server of its own: name the API before any verb imports Prefect.
+    named = "PREFECT_API_URL" in os.environ
     with contextlib.suppress(ValueError):  # invalid settings: the verb that needs them says so
         os.environ.setdefault("PREFECT_API_URL", get_settings().prefect_api_url)
-    if "prefect.context" in sys.modules:
-        # Already imported (in a fork of the warm executor): read this environment's settings.
+    if not named and "PREFECT_API_URL" in os.environ and "prefect.context" in sys.modules:
+        # Prefect read its settings before the API was named (in a fork of the warm executor).
         from prefect.context import refresh_global_settings_context  # noqa: PLC0415
 
         refresh_global_settings_context()

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -319,7 +320,7 @@ def _row_hash(schema: pl.Schema) -> pl.Expr:
 
 
 def _measures(schema: pl.Schema, not_null: Sequence[str]) -> list[pl.Expr]:
-    """What is measured of each partition as it is written: rows, content hash, null counts."""
+    """What is measured of each staged partition: rows, content hash, null counts."""
     return [
         pl.len().alias("rows"),
         _row_hash(schema).sum().alias("hash"),
@@ -355,14 +356,19 @@ class _Staging:
     unique_key: tuple[str, ...]
     file_bytes: int
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """The schema as the content hash includes it: the same rows under another schema
+        are other content."""
+        return "|".join(f"{name}:{dtype}" for name, dtype in self.schema.items())
+
     def staged(self, partition: Partition | None, facts: dict[str, Any]) -> StagedPartition:
-        """One staged partition, from what was measured of it while it was written."""
+        """One staged partition, put in key order, from what was measured of it."""
         part_folder = self.folder / partition.path if partition is not None else self.folder
         repeats = _sort_partition(part_folder, self.key, self.file_bytes) if self.key else 0
         files = tuple(sorted(part_folder.glob("*.parquet")))
         rows = int(facts["rows"])
-        fingerprint = "|".join(f"{name}:{dtype}" for name, dtype in self.schema.items())
-        content = f"{fingerprint}|{rows}|{facts['hash'] or 0}"
+        content = f"{self.fingerprint}|{rows}|{facts['hash'] or 0}"
         nulls = {c: int(facts[f"null:{c}"]) for c in self.not_null}
         return StagedPartition(
             partition=partition,
