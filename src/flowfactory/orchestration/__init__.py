@@ -13,7 +13,9 @@ from flowfactory._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from flowfactory.orchestration.announce import (
+        Announcer,
         announce_update,
+        announce_updates,
         reconcile_project,
         route_update,
     )
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
 # Prefect takes over a second to import: the Prefect-free modules (event names, entrypoints,
 # artifact keys) stay importable without it, and each re-export loads its module on first use.
 _HOMES: dict[str, str] = {
+    "Announcer": "announce",
     "CANARY_ENTRYPOINT": "entrypoints",
     "Cause": "fanout",
     "ConsumerRun": "fanout",
@@ -136,6 +139,7 @@ _HOMES: dict[str, str] = {
     "announce": "tasks",
     "announce_ready": "events",
     "announce_update": "announce",
+    "announce_updates": "announce",
     "api_is_healthy": "prefect_api",
     "artifact_key": "artifacts",
     "breaker_resource": "events",
@@ -195,6 +199,7 @@ __all__ = [
     "SLA_ENTRYPOINT",
     "SLA_MISSED",
     "STATE_LABEL",
+    "Announcer",
     "Cause",
     "ConsumerRun",
     "Outcome",
@@ -202,6 +207,7 @@ __all__ = [
     "announce",
     "announce_ready",
     "announce_update",
+    "announce_updates",
     "api_is_healthy",
     "artifact_key",
     "breaker_resource",

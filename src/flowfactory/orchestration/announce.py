@@ -4,13 +4,16 @@ Used in four places: a pipeline's announce task (in-process, so consumer runs ex
 seconds), ``flowfactory emit`` for data that lands outside flowfactory, the router for updates
 posted from outside, and reconciliation. Each creates the consumer runs itself, under the key
 of their input state (see ``fanout``), so any number of them announcing the same state, on any
-host, gives one run.
+host, gives one run. A process that lands one partition after another (a loader, a replay)
+announces them through an ``Announcer``, which creates the runs in the background while the
+next updates come in.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
@@ -24,6 +27,7 @@ from flowfactory.orchestration.fanout import (
     Cause,
     ConsumerRun,
     Outcome,
+    RunStarter,
     start_missing_runs,
     start_runs,
 )
@@ -31,6 +35,7 @@ from flowfactory.scheduling import check_dataset, known_datasets
 from flowfactory.settings import Settings, get_settings
 
 __all__ = [
+    "Announcer",
     "announce_update",
     "announce_updates",
     "reconcile_project",
@@ -103,15 +108,15 @@ def announce_update(
     )
 
 
-def announce_updates(
+def _requests(
     project: Project,
     root: DataRoot,
     updates: Sequence[tuple[str, str, Mapping[str, object]]],
     *,
-    emit_updated: bool = True,
-    source: str = "",
-) -> list[ConsumerRun]:
-    """``announce_update`` for each (dataset, partition, payload), their runs created together."""
+    emit_updated: bool,
+    source: str,
+) -> list[tuple[scheduling.Readiness, Cause]]:
+    """``dataset.updated`` for each update (unless emitted already); the runs they make ready."""
     requests: list[tuple[scheduling.Readiness, Cause]] = []
     for dataset, partition, payload in updates:
         if emit_updated:
@@ -123,9 +128,79 @@ def announce_updates(
         cause = _update_cause(dataset, partition, source)
         ready = scheduling.evaluate_update(project, root, dataset, partition)
         requests.extend((inputs, cause) for inputs in ready)
+    return requests
+
+
+def announce_updates(
+    project: Project,
+    root: DataRoot,
+    updates: Sequence[tuple[str, str, Mapping[str, object]]],
+    *,
+    emit_updated: bool = True,
+    source: str = "",
+) -> list[ConsumerRun]:
+    """``announce_update`` for each (dataset, partition, payload), their runs created together."""
+    requests = _requests(project, root, updates, emit_updated=emit_updated, source=source)
     started = start_runs(requests)
     report_not_started(started)
     return started
+
+
+class Announcer:
+    """Announces updates one after another; their consumer runs are created in the background.
+
+    ``update`` emits ``dataset.updated``, works out which consumers it makes ready, and returns:
+    the runs are created while the next updates come in, a deployment's several runs in one
+    request. Leaving the ``with`` block waits for every run and logs the consumers that got
+    none; ``started`` then lists what became of each, in order::
+
+        with Announcer(project, root) as announcer:
+            for partition in landed:
+                announcer.update("orders", partition)
+        print(announcer.started)
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        root: DataRoot,
+        *,
+        emit_updated: bool = True,
+        source: str = "",
+        concurrency: int | None = None,
+    ) -> None:
+        self._project, self._root = project, root
+        self._emit_updated, self._source = emit_updated, source
+        self._starter = RunStarter(concurrency=concurrency)
+        self.started: list[ConsumerRun] = []
+
+    def __enter__(self) -> Announcer:
+        self._starter.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.started = self._starter.close()
+        report_not_started(self.started)
+
+    def update(
+        self, dataset: str, partition: str = "", payload: Mapping[str, object] | None = None
+    ) -> None:
+        """Announce one update; its consumers' runs are queued for creation."""
+        updates = [(dataset, partition, payload or {})]
+        self._starter.submit(
+            _requests(
+                self._project,
+                self._root,
+                updates,
+                emit_updated=self._emit_updated,
+                source=self._source,
+            )
+        )
 
 
 def route_update(dataset: str, partition: str, settings: Settings | None = None) -> list[str]:
