@@ -14,8 +14,13 @@ concurrently as flowfactory does). Each way has consumers of its own; times are 
 ``created`` and ``start_time`` of the last run, from the moment the update was announced:
 
 - fan-out: one update of a dataset that 50 consumers read;
-- burst: 300 partitions announced back to back; exactly 300 runs, none lost or doubled. The work
-  pool runs at most ``BURST_POOL_LIMIT`` at once, so "all started" is the worker's throughput.
+- burst: 300 partitions announced back to back (flowfactory: through one ``Announcer``, which
+  creates the runs in the background while the next updates come in); exactly 300 runs, none
+  lost or doubled. The work pool runs at most ``BURST_POOL_LIMIT`` at once, so "all started" is
+  the worker's throughput.
+
+Each way waits until every run it started has ended before the next way fires, so that none
+is measured beside the previous one's runs.
 
 ``api_url`` points both at another stack (its deployments are replaced, its workers run the
 flows) instead of a SQLite stack of their own.
@@ -38,7 +43,7 @@ import httpx
 from bench_run import _environment, _free_port, _quiet_prefect_console, deployed_stack
 from flowfactory.config import Project, load_project
 from flowfactory.data import DataRoot
-from flowfactory.orchestration import DATASET_UPDATED, announce_update
+from flowfactory.orchestration import DATASET_UPDATED, Announcer, announce_update
 from flowfactory.settings import Settings
 
 __all__ = ["run", "run_burst", "run_fanout"]
@@ -241,6 +246,10 @@ def _started(run: Any) -> bool:
     return run.start_time is not None
 
 
+def _ended(run: Any) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
 def _measure(
     deployments: list[str],
     expected: int,
@@ -249,7 +258,8 @@ def _measure(
     worker: bool,
     timeout: float,
 ) -> dict[str, Any]:
-    """Fire one mechanism and read back when every run existed and (with a worker) started.
+    """Fire one mechanism and read back when every run existed and (with a worker) started;
+    with a worker, return once every run has ended.
 
     Times come from the server's own ``created`` and ``start_time`` of each run, against the
     moment ``fire`` was called, so polling adds nothing to them.
@@ -260,6 +270,8 @@ def _measure(
     runs, _ = _wait_for(ids, lambda _r: True, expected, timeout)
     if worker:
         runs, _ = _wait_for(ids, _started, expected, timeout)
+        # The next way starts on a quiet stack, not beside this one's last runs.
+        runs, _ = _wait_for(ids, _ended, expected, timeout)
     time.sleep(5)  # late duplicates would show up by now
     runs = _current_runs(ids)
     keys = [(str(r.deployment_id), r.parameters.get("partition")) for r in runs]
@@ -434,8 +446,9 @@ def run_burst(
             _automations([names["automations"]], "ext_burst")
 
             def announce_all() -> None:
-                for partition in partitions:
-                    announce_update(project, root, "ext_events", partition, {"bench": "burst"})
+                with Announcer(project, root) as announcer:
+                    for partition in partitions:
+                        announcer.update("ext_events", partition, {"bench": "burst"})
 
             fires: dict[str, Callable[[], object]] = {
                 "floor": lambda: _create_directly([(names["floor"], p) for p in partitions]),
