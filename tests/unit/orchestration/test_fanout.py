@@ -1,4 +1,5 @@
-"""The retries of consumer-run creation: transient answers are retried until the deadline."""
+"""The retries of consumer-run creation (transient answers are retried until the deadline),
+and the background starter's answers when nothing can be created."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from tests.helpers import free_port
 
-from flowfactory.orchestration.fanout import _retrying
+from flowfactory.orchestration.fanout import Cause, Outcome, RunStarter, _retrying
+from flowfactory.scheduling import Readiness
 
 
 def _status(code: int) -> httpx.HTTPStatusError:
@@ -53,3 +57,20 @@ def test_retries_stop_at_the_deadline() -> None:
     with pytest.raises(httpx.HTTPStatusError):
         asyncio.run(_retrying(call, time.monotonic() + 0.5))
     assert 2 <= len(calls) < 10
+
+
+def test_a_run_starter_answers_every_request_in_order_when_the_server_is_down() -> None:
+    """Nothing listens at the API: each queued request ends as failed, in the order submitted,
+    once the retry budget is spent; leaving the starter does not hang."""
+    api = f"http://127.0.0.1:{free_port()}/api"
+    cause = Cause(message="test updated", tag="trigger:test")
+    wanted = [Readiness(f"p{i}", f"month={i}", {"src": str(i)}) for i in range(5)]
+    with temporary_settings(updates={PREFECT_API_URL: api}), RunStarter(budget=1.0) as starter:
+        first = starter.submit([(inputs, cause) for inputs in wanted[:2]])
+        starter.submit([])
+        starter.submit([(inputs, cause) for inputs in wanted[2:]])
+    runs = starter.close()
+    assert [r.inputs for r in runs] == wanted
+    assert {r.outcome for r in runs} == {Outcome.failed}
+    assert all("ConnectError" in r.error for r in runs), runs
+    assert [r.inputs for r in first.result()] == wanted[:2]
