@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     run_creation_concurrency: int = Field(
         default=4,
         ge=1,
-        description="How many consumer runs an announcement creates at once. SQLite serialises "
+        description="How many run-creation requests an announcement has in flight at once (a "
+        "bulk request of up to 50 runs of one consumer counts as one). SQLite serialises "
         "writes, and above 4 the extra requests only wait for its lock; raise it for a server "
         "on PostgreSQL.",
     )
