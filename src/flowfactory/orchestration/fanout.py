@@ -371,47 +371,49 @@ class _Batch:
         await asyncio.gather(*(start_group(indexes) for indexes in by_pipeline.values()))
         return [started[i] for i in range(len(requests))]
 
-    async def _redeployed(self, pipeline: str) -> UUID | None:
-        """The deployment's id looked up afresh: it was deleted and deployed again since its
-        id was kept (a create answered 404)."""
+    async def _on_deployment(
+        self, pipeline: str, call: Callable[[UUID], Awaitable[_T]]
+    ) -> _T | None:
+        """``call(deployment id)``, retried; None when the pipeline is not deployed.
+
+        A 404 means the deployment was deleted and deployed again since its id was kept: the
+        id is looked up afresh, once.
+        """
+        known = self.deployments.get(pipeline)
+        if known is None:
+            return None
+        try:
+            return await _retrying(lambda: call(known), self.deadline)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != httpx.codes.NOT_FOUND:
+                raise
         _forget_deployment(self.client, pipeline)
-        found = await _deployment_ids(self.client, {pipeline}, self.deadline)
-        return found.get(pipeline)
+        again = (await _deployment_ids(self.client, {pipeline}, self.deadline)).get(pipeline)
+        return None if again is None else await _retrying(lambda: call(again), self.deadline)
 
     async def one(self, inputs: Readiness, cause: Cause) -> ConsumerRun:
         """The run of one input state, by one create request."""
-        known = self.deployments.get(inputs.pipeline)
-        if known is None:
+        try:
+            async with self.gate:
+                found = await self._on_deployment(
+                    inputs.pipeline, lambda known: _create(self.client, known, inputs, cause)
+                )
+        except _RequestError as exc:
+            return _failed([(inputs, cause)], exc)[0]
+        if found is None:
             return ConsumerRun(inputs, Outcome.not_deployed)
-        client, deadline = self.client, self.deadline
-        async with self.gate:
-            try:
-                try:
-                    run, created = await _retrying(
-                        lambda: _create(client, known, inputs, cause), deadline
-                    )
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != httpx.codes.NOT_FOUND:
-                        raise
-                    again = await self._redeployed(inputs.pipeline)
-                    if again is None:
-                        return ConsumerRun(inputs, Outcome.not_deployed)
-                    run, created = await _retrying(
-                        lambda: _create(client, again, inputs, cause), deadline
-                    )
-                outcome = Outcome.created if created else Outcome.existing
-                if not created and _phase(run) is RunPhase.failed:
-                    restarted = await _retrying(lambda: _restart(client, run.id, cause), deadline)
-                    outcome = Outcome.restarted if restarted else outcome
-            except _RequestError as exc:
-                return _failed([(inputs, cause)], exc)[0]
-        _announce(inputs, run.id, cause)
-        return ConsumerRun(inputs, outcome, run.id)
+        run, created = found
+        answer = (
+            ConsumerRun(inputs, Outcome.created, run.id)
+            if created
+            else await self._existing(inputs, cause, run)
+        )
+        if answer.flow_run is not None:
+            _announce(inputs, answer.flow_run, cause)
+        return answer
 
     async def many(self, requests: Sequence[tuple[Readiness, Cause]]) -> list[ConsumerRun]:
         """The runs of several input states of one deployment, created in bulk."""
-        if requests[0][0].pipeline not in self.deployments:
-            return [ConsumerRun(inputs, Outcome.not_deployed) for inputs, _ in requests]
         keys = [run_key(inputs) for inputs, _ in requests]
         # The first request of a key creates or restarts its run; its repeats share the answer.
         first: dict[str, int] = {}
@@ -439,37 +441,27 @@ class _Batch:
         """Create the runs of ``requests`` (one deployment's) in one request, then read them
         back: the answer gives a run id for a new run and an existing one alike, and only the
         runs created by this request carry its label."""
-        pipeline = requests[0][0].pipeline
-        client, deadline, known = self.client, self.deadline, self.deployments[pipeline]
         label = uuid4().hex
         async with self.gate:
             try:
-                try:
-                    answers = await _retrying(
-                        lambda: _create_bulk(client, known, requests, label), deadline
-                    )
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != httpx.codes.NOT_FOUND:
-                        raise
-                    again = await self._redeployed(pipeline)
-                    if again is None:
-                        return [ConsumerRun(inputs, Outcome.not_deployed) for inputs, _ in requests]
-                    answers = await _retrying(
-                        lambda: _create_bulk(client, again, requests, label), deadline
-                    )
+                answers = await self._on_deployment(
+                    requests[0][0].pipeline,
+                    lambda known: _create_bulk(self.client, known, requests, label),
+                )
             except _RequestError as exc:
                 return _failed(requests, exc)
+            if answers is None:
+                return [ConsumerRun(inputs, Outcome.not_deployed) for inputs, _ in requests]
             ids = [run_id for run_id, _ in answers if run_id is not None]
             try:
-                found = await _read_runs_by_id(client, ids, deadline)
+                found = await _read_runs_by_id(self.client, ids, self.deadline)
             except _RequestError:
                 found = {}  # created or found, unknown which: said created (see below)
         runs: list[ConsumerRun] = []
         for (inputs, cause), (run_id, error) in zip(requests, answers, strict=True):
-            run = found.get(run_id) if run_id is not None else None
             if run_id is None:
                 runs.append(ConsumerRun(inputs, Outcome.failed, error=error or "not created"))
-            elif run is None or run.labels.get(_REQUEST_LABEL) == label:
+            elif (run := found.get(run_id)) is None or run.labels.get(_REQUEST_LABEL) == label:
                 # Not read back, a run is most likely new; reconciliation restarts a failed one.
                 runs.append(ConsumerRun(inputs, Outcome.created, run_id))
             else:
